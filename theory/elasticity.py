@@ -1,0 +1,133 @@
+"""Elasticity of the size-weighted mixture: d(rate)/dl, the weighted identity, the ratio and the bound.
+
+Numeric functions here are lambdified from theory.symbolic (the single source of the formulas) and are
+vectorised over any leading batch shape, in float64. Rates are in bits per response; l = n_t / n_a with n_t
+the perturbation size and n_a the alignment size, all other sizes fixed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theory import mixture, symbolic, validation
+
+
+def _checked(P, sizes, pretrain, align, perturb):
+  P = validation.check_probabilities("P", P, min_ndim=2)
+  sizes = validation.check_sizes("sizes", sizes)
+  validation.check_matching("P", P, "sizes", sizes)
+  n = P.shape[-2]
+  indices = [validation.check_index(name, value, n)
+             for name, value in (("pretrain", pretrain), ("align", align), ("perturb", perturb))]
+  if len(set(indices)) != 3:
+    raise ValueError(f"pretrain={pretrain}, align={align}, perturb={perturb} must be three different datasets")
+  if np.any(sizes[..., align] <= 0):
+    bad = np.atleast_1d(sizes[..., align])
+    raise ValueError(f"sizes[..., align] must be > 0 (l = n_t / n_a), got {bad[bad <= 0][0]!r}")
+  return P, sizes
+
+
+def rate_derivatives(P, sizes, *, pretrain: int = 0, align: int = 1, perturb: int = 2) -> np.ndarray:
+  """d gamma_i / dl for every dataset i, in bits per response per unit of l = sizes[perturb] / sizes[align].
+
+  gamma_i is the cross-entropy of dataset i under the size-weighted mixture (theory.mixture.compression_rates);
+  the derivative is (n_a / N)(1 - E_{x~P_t}[P_i(x) / q(x)]) / ln 2, generated from theory.symbolic.
+  A dataset whose rate is +inf (mass where q = 0, possible only for a dataset of size 0) gets -inf if the
+  perturbation puts mass on those leaves (its rate falls from infinity) and NaN otherwise (it stays infinite).
+
+  Args:
+    P: leaf distributions, shape (..., n_datasets, n_leaves), rows summing to one within 1e-9.
+    sizes: dataset sizes, shape (..., n_datasets), >= 0, not all zero, sizes[..., align] > 0.
+    pretrain, align, perturb: indices of D_p, D_a and D_t along the dataset axis (three different ones).
+
+  Returns:
+    float64 array of shape (..., n_datasets).
+
+  References:
+    Ji et al., "Language Models Resist Alignment", ACL 2025, Thm. 4.2; THEORY.md section 3.
+  """
+  P, sizes = _checked(P, sizes, pretrain, align, perturb)
+  del pretrain  # part of the signature for symmetry with the ratio functions; not needed here.
+  P_t = P[..., perturb, :]
+  n_t = sizes[..., perturb, None]
+  n_a_ = sizes[..., align, None]
+  total = sizes.sum(axis=-1)[..., None]
+  weighted = np.matmul(sizes[..., None, :], P)[..., 0, :]  # sum_i n_i P_i(x), shape (..., n_leaves)
+  covered = weighted > 0
+  # d gamma_i / dl = sum_x P_i(x) d/dl[-log2 q(x)]. At uncovered leaves (q = 0) every dataset of positive
+  # size has P_i = 0, so the per-leaf derivative is set to 0 there and those datasets are handled below.
+  R = np.where(covered, weighted - n_t * P_t, total - n_t)
+  per_leaf = symbolic.code_length_derivative_numeric(np.where(covered, P_t, 0.0), R, total - n_t, n_a_,
+                                                     n_t / n_a_)
+  per_leaf = np.where(covered, per_leaf, 0.0)
+  derivatives = np.matmul(P, per_leaf[..., :, None])[..., 0]
+  uncovered = ~covered
+  if uncovered.any():
+    mass_uncovered = np.matmul(P, uncovered[..., :, None].astype(np.float64))[..., 0]
+    rescued = np.matmul(P, (uncovered & (P_t > 0))[..., :, None].astype(np.float64))[..., 0] > 0
+    derivatives = np.where(mass_uncovered > 0, np.where(rescued, -np.inf, np.nan), derivatives)
+  return derivatives
+
+
+def derivative_ratio(P, sizes, *, pretrain: int = 0, align: int = 1, perturb: int = 2) -> np.ndarray:
+  """(d gamma_a / dl) / (d gamma_p / dl), computed directly from the derivatives, shape (...)."""
+  d = rate_derivatives(P, sizes, pretrain=pretrain, align=align, perturb=perturb)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return d[..., align] / d[..., pretrain]
+
+
+def perturbation_term(P, sizes, *, pretrain: int = 0, align: int = 1, perturb: int = 2) -> np.ndarray:
+  """n_t d gamma_t / dl, with its limit l -> 0+ where n_t = 0; shape (...), bits per response times size.
+
+  For l > 0 this is the product itself. At l = 0 it is 0 if the perturbation's support lies inside the
+  mixture's, and otherwise tends to -n_a m_out / ln 2, where m_out is the perturbation mass on leaves the
+  mixture gives probability 0 (there d gamma_t / dl ~ -m_out / (l ln 2)).
+  """
+  P, sizes = _checked(P, sizes, pretrain, align, perturb)
+  d = rate_derivatives(P, sizes, pretrain=pretrain, align=align, perturb=perturb)
+  n_t, n_a_ = sizes[..., perturb], sizes[..., align]
+  q = mixture.size_weighted_mixture(P, sizes)
+  mass_out = np.where(q > 0, 0.0, P[..., perturb, :]).sum(axis=-1)
+  with np.errstate(invalid="ignore"):
+    product = n_t * d[..., perturb]
+  return np.where(n_t > 0, product, -n_a_ * mass_out / np.log(2))
+
+
+def predicted_ratio(P, sizes, *, pretrain: int = 0, align: int = 1, perturb: int = 2) -> np.ndarray:
+  """-k - (n_t d gamma_t / dl) / (n_a d gamma_p / dl) = -k - l (d gamma_t/dl)/(d gamma_p/dl), shape (...).
+
+  The weighted identity's prediction of (d gamma_a / dl) / (d gamma_p / dl). It is exactly -k at l = 0 when
+  the perturbation's support lies inside the mixture's; otherwise the l -> 0+ limit of the correction stays
+  finite (see perturbation_term) and the ratio at l = 0 is not -k.
+  """
+  P, sizes = _checked(P, sizes, pretrain, align, perturb)
+  d = rate_derivatives(P, sizes, pretrain=pretrain, align=align, perturb=perturb)
+  k = sizes[..., pretrain] / sizes[..., align]
+  term = perturbation_term(P, sizes, pretrain=pretrain, align=align, perturb=perturb)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return -k - term / (sizes[..., align] * d[..., pretrain])
+
+
+def weighted_identity_residual(P, sizes, *, pretrain: int = 0, align: int = 1, perturb: int = 2) -> np.ndarray:
+  """sum_i n_i d gamma_i / dl over all datasets, which the theory says is 0 (bits per response times size).
+
+  The perturbation's term is taken from perturbation_term (its l -> 0+ limit at n_t = 0). Other datasets of
+  size 0 contribute 0.
+  """
+  P, sizes = _checked(P, sizes, pretrain, align, perturb)
+  d = rate_derivatives(P, sizes, pretrain=pretrain, align=align, perturb=perturb)
+  others = np.delete(np.arange(P.shape[-2]), perturb)
+  sizes_o, d_o = sizes[..., others], d[..., others]
+  with np.errstate(invalid="ignore"):
+    rest = np.where(sizes_o > 0, sizes_o * d_o, 0.0).sum(axis=-1)
+  return rest + perturbation_term(P, sizes, pretrain=pretrain, align=align, perturb=perturb)
+
+
+def alignment_expectation(P, sizes, *, pretrain: int = 0, align: int = 1, perturb: int = 2) -> np.ndarray:
+  """E_{x~P_t}[P_a(x) / q(x)]: the alignment-likeness of the perturbation; < 1 gives the paper's signs at l = 0."""
+  P, sizes = _checked(P, sizes, pretrain, align, perturb)
+  del pretrain
+  q = mixture.size_weighted_mixture(P, sizes)
+  P_a, P_t = P[..., align, :], P[..., perturb, :]
+  ratio = np.where(P_a > 0, P_a / np.where(q > 0, q, 1.0), 0.0)
+  return (P_t * ratio).sum(axis=-1)
