@@ -1,0 +1,5 @@
+"""Allows `python -m elasticity_cli`."""
+
+from elasticity_cli.main import main
+
+raise SystemExit(main())
