@@ -57,10 +57,17 @@ def rate_derivatives(P, sizes, *, pretrain: int = 0, align: int = 1, perturb: in
   # d gamma_i / dl = sum_x P_i(x) d/dl[-log2 q(x)]. At uncovered leaves (q = 0) every dataset of positive
   # size has P_i = 0, so the per-leaf derivative is set to 0 there and those datasets are handled below.
   R = np.where(covered, weighted - n_t * P_t, total - n_t)
-  per_leaf = symbolic.code_length_derivative_numeric(np.where(covered, P_t, 0.0), R, total - n_t, n_a_,
-                                                     n_t / n_a_)
+  with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # overflow is handled just below
+    per_leaf = symbolic.code_length_derivative_numeric(np.where(covered, P_t, 0.0), R, total - n_t, n_a_,
+                                                       n_t / n_a_)
   per_leaf = np.where(covered, per_leaf, 0.0)
-  derivatives = np.matmul(P, per_leaf[..., :, None])[..., 0]
+  # A subnormal n_t can push P_t / q past float64's range at some leaf: the true per-leaf derivative there is
+  # a huge negative number, so datasets with mass on such a leaf get -inf and the others are unaffected.
+  overflowed = ~np.isfinite(per_leaf)
+  derivatives = np.matmul(P, np.where(overflowed, 0.0, per_leaf)[..., :, None])[..., 0]
+  if overflowed.any():
+    mass_overflowed = np.matmul(P, overflowed[..., :, None].astype(np.float64))[..., 0]
+    derivatives = np.where(mass_overflowed > 0, -np.inf, derivatives)
   uncovered = ~covered
   if uncovered.any():
     mass_uncovered = np.matmul(P, uncovered[..., :, None].astype(np.float64))[..., 0]
