@@ -70,6 +70,9 @@ def _atomic_write(path: pathlib.Path, write) -> None:
   try:
     with os.fdopen(fd, "wb") as handle:
       write(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; saved results are meant to be shared.
     os.replace(tmp, path)
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)
