@@ -46,8 +46,9 @@ def theory_figures_step(config) -> str:
       "",
       f"- At l = {l[0]:g}: Δγ_a / (−Δγ_p) / k = " + ", ".join(
           f"{v:.4f} (k={kv:g})" for v, kv in zip(smallest, k, strict=True)) + ".",
-      f"- The disproportion holds only for small l: Δγ_p changes sign (pre-training data also gets worse) "
-      f"before l = {l[-1]:g} for every k.",
+      "- First l at which Δγ_p turns positive (pre-training data also gets worse, the disproportion ends): "
+      + ", ".join(f"{_first_positive(l, rows[:, 0])} (k={kv:g})" for rows, kv in zip(delta, k, strict=True))
+      + ".",
       "",
       "![Ratio against k](ratio_vs_k.png)",
       "",
@@ -63,6 +64,11 @@ def theory_figures_step(config) -> str:
       f"bits; all Huffman lengths in [H, H+1): {bool(np.all((huffman >= entropy - 1e-9) & (huffman < entropy + 1)))}.",
   ]
   return "\n".join(lines) + "\n"
+
+
+def _first_positive(x: np.ndarray, y: np.ndarray) -> str:
+  positive = np.flatnonzero(y > 0)
+  return f"{x[positive[0]]:.3g}" if positive.size else f"none up to {x[-1]:g}"
 
 
 def steps_for(scale: str) -> list[tuple[str, object]]:

@@ -89,6 +89,9 @@ def block_count(response_length, depth: int) -> np.ndarray:
   return -(-length // depth)
 
 
+_INTEGER_ENTROPY_ATOL = 1e-12  # bits: entropies this close to an integer count as that integer.
+
+
 def paper_ideal_code_length(probs, response_length, depth: int) -> np.ndarray:
   """The paper's Thm. 3.4 formula: ceil(|x| / d) * ceil(-sum_{l,j} p_lj log2 p_lj), in bits.
 
@@ -99,8 +102,14 @@ def paper_ideal_code_length(probs, response_length, depth: int) -> np.ndarray:
   References:
     Ji et al., "Language Models Resist Alignment", ACL 2025, Thm. 3.4.
   """
+  probs = np.asarray(probs, dtype=np.float64)
   entropy = entropy_bits(probs)
-  return block_count(response_length, depth) * np.ceil(entropy - 1e-12)
+  nearest = np.round(entropy)
+  # An entropy within float64 rounding of an integer n >= 1 (a dyadic source) is taken as exactly n; any source
+  # with two or more positive probabilities has H > 0 exactly, so ceil(H) >= 1 however small H rounds to.
+  ceiling = np.where(np.abs(entropy - nearest) <= _INTEGER_ENTROPY_ATOL, nearest, np.ceil(entropy))
+  ceiling = np.where(np.count_nonzero(probs > 0, axis=-1) >= 2, np.maximum(ceiling, 1.0), 0.0)
+  return block_count(response_length, depth) * ceiling
 
 
 def log2_leaves(n_leaves: int) -> float:

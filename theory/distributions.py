@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from theory import token_tree, validation
+from theory import token_tree
 
 
 def _support_mask(depth: int, support) -> np.ndarray:

@@ -1,0 +1,107 @@
+"""Runs a property over hypothesis-drawn configurations, recording every example's error.
+
+A property maps a configuration to an Outcome (its error, whether the claim held there, extra numbers).
+In 'assert' mode a failing example stops the search and hypothesis shrinks it to a minimal counterexample;
+in 'measure' mode every example is evaluated and nothing is asserted (for refuted or measured claims).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import hypothesis
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Outcome:
+  """What one configuration gave."""
+
+  error: float  # the claim's error measure there (its kind is stated by the claim); nan if not applicable.
+  holds: bool = True  # whether the claim's statement held at this configuration.
+  skipped: bool = False  # the configuration is outside the claim's scope (e.g. an undefined ratio).
+  values: dict = dataclasses.field(default_factory=dict)  # extra numbers recorded for reports.
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Sample:
+  """Every evaluated configuration of one run, and the shrunk counterexample if the property failed."""
+
+  configs: list  # configurations in the order hypothesis evaluated them (shrinking steps included).
+  outcomes: list  # their Outcomes.
+  counterexample: object | None = None  # the minimal failing configuration (assert mode), else None.
+  counterexample_outcome: Outcome | None = None  # its Outcome.
+
+  @property
+  def tried(self) -> int:
+    """Number of configurations evaluated."""
+    return len(self.outcomes)
+
+  @property
+  def in_scope(self) -> list:
+    """Outcomes of configurations inside the claim's scope."""
+    return [o for o in self.outcomes if not o.skipped]
+
+  def worst_error(self) -> float:
+    """Largest error over in-scope configurations (nan if none)."""
+    errors = [o.error for o in self.in_scope if not math.isnan(o.error)]
+    return max(errors) if errors else math.nan
+
+  def share_holding(self) -> float:
+    """Share of in-scope configurations at which the statement held."""
+    scoped = self.in_scope
+    return float(np.mean([o.holds for o in scoped])) if scoped else math.nan
+
+
+class _Failed(Exception):
+  """Raised inside the property so that hypothesis shrinks the failing configuration."""
+
+
+def _safe(evaluate: Callable, config) -> Outcome:
+  try:
+    return evaluate(config)
+  except Exception as error:  # a crash is a failure of the claim's check, reported with its message
+    return Outcome(error=math.inf, holds=False, values={"exception": f"{type(error).__name__}: {error}"})
+
+
+def run_property(strategy, evaluate: Callable, *, examples: int, seed: int, mode: str = "assert") -> Sample:
+  """Evaluates `evaluate` on `examples` configurations drawn from `strategy`, seeded.
+
+  Args:
+    strategy: a hypothesis strategy of configurations.
+    evaluate: configuration -> Outcome.
+    examples: hypothesis max_examples (>= 1).
+    seed: hypothesis seed; the same seed, strategy and code give the same configurations.
+    mode: 'assert' (stop at the first configuration where the statement fails and shrink it) or 'measure'
+      (evaluate all, assert nothing).
+
+  Returns:
+    A Sample with every configuration evaluated, and in assert mode the minimal counterexample if any.
+  """
+  if mode not in ("assert", "measure"):
+    raise ValueError(f"mode={mode!r}; allowed: 'assert', 'measure'")
+  configs, outcomes = [], []
+  failing: list = []
+  phases = [hypothesis.Phase.generate] + ([hypothesis.Phase.shrink] if mode == "assert" else [])
+
+  @hypothesis.settings(max_examples=examples, database=None, deadline=None, derandomize=False, phases=phases,
+                       suppress_health_check=list(hypothesis.HealthCheck), print_blob=False,
+                       report_multiple_bugs=False, verbosity=hypothesis.Verbosity.quiet)
+  @hypothesis.seed(seed)
+  @hypothesis.given(strategy)
+  def check(config):
+    outcome = _safe(evaluate, config)
+    configs.append(config)
+    outcomes.append(outcome)
+    if mode == "assert" and not outcome.skipped and not outcome.holds:
+      failing.append((config, outcome))
+      raise _Failed
+
+  try:
+    check()
+  except _Failed:
+    config, outcome = failing[-1]
+    return Sample(configs=configs, outcomes=outcomes, counterexample=config, counterexample_outcome=outcome)
+  return Sample(configs=configs, outcomes=outcomes)

@@ -1,0 +1,130 @@
+"""Hypothesis strategies for random configurations: families, depths, sizes, perturbation sizes, supports.
+
+Shared by `elasticity check` (run at runtime) and the tests, so both draw from the same distributions.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from proofs_check.configs import LAYOUTS, CodeConfig, ElasticityConfig, layout_supports
+from theory.distributions import DatasetSpec
+
+FAMILY_PARAMS = {
+    "pareto": (1.05, 4.0),  # Pareto shape (paper Assumption A.7): heavier tail for smaller shape.
+    "zipf": (0.3, 2.5),  # Zipf exponent.
+    "dirichlet": (0.1, 5.0),  # symmetric Dirichlet concentration.
+    "uniform": None,  # no parameter.
+}
+"""Family -> range of its parameter drawn by the strategies."""
+
+MIN_DEPTH, MAX_DEPTH = 2, 10  # token-tree depths drawn (3 to 1,023 leaves).
+LOG10_K = (0.0, 6.0)  # k = n_p / n_a is drawn log-uniformly in 10**[0, 6].
+LOG10_N_A = (0.0, 3.0)  # n_a is drawn log-uniformly in 10**[0, 3].
+LOG10_SMALL_L = (-6.0, -2.0)  # small perturbations l << 1.
+LOG10_LARGE_L = (-2.0, 1.0)  # l up to 10.
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)  # seeds of the leaf-distribution draws.
+
+
+def log_uniform(low_exponent: float, high_exponent: float) -> st.SearchStrategy[float]:
+  """10**u with u uniform in [low_exponent, high_exponent] (both ends reachable)."""
+  return st.floats(min_value=low_exponent, max_value=high_exponent).map(lambda u: float(10.0**u))
+
+
+def dataset_specs(support: tuple[int, ...] = (), families=tuple(FAMILY_PARAMS),
+                  seed_slot: tuple[int, int] | None = None) -> st.SearchStrategy[DatasetSpec]:
+  """A DatasetSpec of a random family (among `families`), parameter and seed, on the given support prefix.
+
+  With seed_slot (i, n) the seed is drawn as s * n + i, so datasets drawn with different slots i never share
+  a seed (and are independent draws even when hypothesis shrinks every seed to 0).
+  """
+
+  @st.composite
+  def build(draw):
+    family = draw(st.sampled_from(families))
+    bounds = FAMILY_PARAMS[family]
+    param = None if bounds is None else draw(st.floats(min_value=bounds[0], max_value=bounds[1]))
+    seed = draw(SEEDS)
+    if seed_slot is not None:
+      seed = seed * seed_slot[1] + seed_slot[0]
+    return DatasetSpec(family=family, param=param, support=support, seed=seed)
+
+  return build()
+
+
+def perturbation_sizes(include_zero: bool = True) -> st.SearchStrategy[float]:
+  """l = n_t / n_a: 0 (when included), small (1e-6..1e-2) or up to 10."""
+  choices = [log_uniform(*LOG10_SMALL_L), log_uniform(*LOG10_LARGE_L)]
+  return st.one_of(([st.just(0.0)] if include_zero else []) + choices)
+
+
+@st.composite
+def elasticity_configs(draw, *, layouts=tuple(LAYOUTS), families=tuple(FAMILY_PARAMS), l_values=None,
+                       k_values=None, copy_probability: bool = True, distinct_seeds: bool = False
+                       ) -> ElasticityConfig:
+  """Three datasets (D_p, D_a, D_t) with random families, depth, supports, k and l.
+
+  Args:
+    draw: hypothesis's draw function (supplied by st.composite).
+    layouts: support layouts to choose from (keys of proofs_check.configs.LAYOUTS).
+    families: leaf-probability families to choose from.
+    l_values: strategy for l (default: perturbation_sizes(), which includes l = 0).
+    k_values: strategy for k (default: log-uniform in 10**[0, 6]).
+    copy_probability: whether D_t may be an exact copy of D_a or of D_p (an alignment-like or a
+      pre-training-like perturbation) instead of an independent draw.
+    distinct_seeds: whether the three datasets must have different seeds (otherwise hypothesis's favourite
+      seed 0 often makes them identical, a useful edge case for the exact claims).
+  """
+  depth = draw(st.integers(min_value=MIN_DEPTH, max_value=MAX_DEPTH))
+  layout = draw(st.sampled_from(layouts))
+  support_p, support_a, support_t = layout_supports(layout, depth)
+  slots = [(i, 3) if distinct_seeds else None for i in range(3)]
+  pretrain = draw(dataset_specs(support_p, families, slots[0]))
+  align = draw(dataset_specs(support_a, families, slots[1]))
+  kinds = ["independent", "copy of D_a", "copy of D_p"] if copy_probability else ["independent"]
+  kind = draw(st.sampled_from(kinds))
+  if kind == "copy of D_a":
+    perturb = align
+  elif kind == "copy of D_p":
+    perturb = pretrain
+  else:
+    perturb = draw(dataset_specs(support_t, families, slots[2]))
+  k = draw(k_values if k_values is not None else log_uniform(*LOG10_K))
+  size_ratio = draw(l_values if l_values is not None else perturbation_sizes())
+  n_a = draw(log_uniform(*LOG10_N_A))
+  return ElasticityConfig(depth=depth, pretrain=pretrain, align=align, perturb=perturb, layout=layout, k=k,
+                          l=size_ratio, n_a=n_a)
+
+
+def pareto_configs(*, l_exponents=(-4.0, -2.0)) -> st.SearchStrategy[ElasticityConfig]:
+  """Paper Thm. 4.2's setting: Pareto masses for all three datasets, l in 10**l_exponents (l << 1).
+
+  D_t is 'unaligned' (supported where D_a has no mass, inside D_p: layout 'unaligned') or 'generic' (an
+  independent Pareto draw on the whole tree, like D_p and D_a: layout 'shared').
+  """
+  return elasticity_configs(layouts=("unaligned", "shared"), families=("pareto",),
+                            l_values=log_uniform(*l_exponents), copy_probability=False, distinct_seeds=True)
+
+
+@st.composite
+def small_alphabets(draw, max_symbols: int = 6) -> CodeConfig:
+  """2..max_symbols positive probabilities (a Dirichlet-like draw via normalised weights)."""
+  count = draw(st.integers(min_value=2, max_value=max_symbols))
+  weights = draw(st.lists(st.floats(min_value=1e-3, max_value=1.0), min_size=count, max_size=count))
+  total = sum(weights)
+  return CodeConfig(probs=tuple(w / total for w in weights),
+                    response_length=draw(st.integers(min_value=1, max_value=20)))
+
+
+@st.composite
+def tree_sources(draw) -> CodeConfig:
+  """A leaf distribution of a random family on a tree of depth 2..10 (optionally on a subtree)."""
+  depth = draw(st.integers(min_value=MIN_DEPTH, max_value=MAX_DEPTH))
+  support = draw(st.sampled_from([(), (0,), (1,)]))
+  return CodeConfig(depth=depth, source=draw(dataset_specs(support)),
+                    response_length=draw(st.integers(min_value=1, max_value=4 * depth)))
+
+
+def code_configs() -> st.SearchStrategy[CodeConfig]:
+  """Small explicit alphabets (also solved by brute force) or token-tree leaf distributions."""
+  return st.one_of(small_alphabets(), tree_sources())

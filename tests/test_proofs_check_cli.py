@@ -1,0 +1,54 @@
+"""Tests of `elasticity check` run in-process: outputs, single-claim reruns, exit codes, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from elasticity_cli import main as cli
+from proofs_check import claims
+from theory import elasticity
+
+
+def test_check_writes_json_and_markdown(tmp_path, capsys):
+  assert cli.main(["check", "--examples", "4", "--seed", "3", "--out-dir", str(tmp_path)]) == 0
+  printed = capsys.readouterr().out
+  assert "claim" in printed and "worst error" in printed and "refuted (counterexample)" in printed
+  record = json.loads((tmp_path / "data/claims.json").read_text())
+  assert [c["id"] for c in record["claims"]] == [c.id for c in claims.CLAIMS]
+  assert record["provenance"]["seed"] == 3 and "git_commit" in record["provenance"]
+  table = (tmp_path / "claims_table.md").read_text().splitlines()
+  assert table[1].startswith("| claim | statement | status | tried | worst error | note |")
+  assert len([line for line in table if line.startswith("| ")]) == 1 + len(claims.CLAIMS)
+
+
+def test_check_one_claim_leaves_full_table_alone(tmp_path):
+  assert cli.main(["check", "--claim", "5", "--examples", "6", "--out-dir", str(tmp_path)]) == 0
+  record = json.loads((tmp_path / "data/claims_5.json").read_text())
+  assert [c["id"] for c in record["claims"]] == ["5a", "5b"]
+  assert all(c["examples"] == 6 for c in record["claims"])
+  assert not (tmp_path / "claims_table.md").exists() and not (tmp_path / "data/claims.json").exists()
+
+
+def test_check_exits_nonzero_when_a_holding_claim_fails(tmp_path, monkeypatch, capsys):
+  original = elasticity.rate_derivatives
+  monkeypatch.setattr(elasticity, "rate_derivatives",
+                      lambda P, sizes, **kw: original(P, sizes, **kw) * np.array([1.0, 1.01, 1.0]))
+  assert cli.main(["check", "--claim", "4", "--examples", "20", "--out-dir", str(tmp_path)]) == 1
+  assert "FAILED" in capsys.readouterr().out
+  record = json.loads((tmp_path / "data/claims_4.json").read_text())
+  assert record["claims"][0]["shrunk_counterexample"] is not None
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--claim", "42"], ["'42'", "allowed"]),
+    (["--claim", "x"], ["'x'", "allowed"]),
+    (["--examples", "0"], ["examples=0", "allowed"]),
+    (["--seed", "-3"], ["seed=-3", "allowed"]),
+])
+def test_check_bad_input_is_one_line_error(tmp_path, capsys, argv, words):
+  assert cli.main(["check", "--out-dir", str(tmp_path), *argv]) == 2
+  error = capsys.readouterr().err.strip()
+  assert error.startswith("elasticity: error:") and len(error.splitlines()) == 1
+  for word in words:
+    assert word in error

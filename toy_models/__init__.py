@@ -1,0 +1,1 @@
+"""Toy language models trained with JAX and optax on synthetic multi-dataset mixtures."""
