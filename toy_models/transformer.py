@@ -1,0 +1,69 @@
+"""A small causal transformer (pre-LayerNorm, learned positions, GELU MLP) as a pure-JAX pytree model."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from toy_models.model_config import VOCAB_IN, VOCAB_OUT, ModelConfig
+
+
+def _dense(key, fan_in: int, fan_out: int, scale: float, dtype) -> dict:
+  return {"w": scale * jax.random.normal(key, (fan_in, fan_out), dtype=dtype), "b": jnp.zeros(fan_out, dtype)}
+
+
+def _norm(width: int, dtype) -> dict:
+  return {"scale": jnp.ones(width, dtype), "bias": jnp.zeros(width, dtype)}
+
+
+def init(key: jax.Array, config: ModelConfig, max_len: int, dtype) -> dict:
+  """Parameters of a transformer with `config`'s width, layers, heads and MLP ratio, for sequences <= max_len.
+
+  References:
+    Vaswani et al., "Attention is all you need", NeurIPS 2017; Radford et al., GPT-2 (pre-LayerNorm), 2019.
+  """
+  width, hidden, scale = config.width, config.mlp_ratio * config.width, config.init_scale
+  keys = iter(jax.random.split(key, 3 + 4 * config.layers))
+  # Output projections are scaled down with depth so that the residual stream starts near the embeddings.
+  out_scale = scale / (2 * config.layers) ** 0.5
+  blocks = [{
+      "attn_norm": _norm(width, dtype), "qkv": _dense(next(keys), width, 3 * width, scale, dtype),
+      "attn_out": _dense(next(keys), width, width, out_scale, dtype), "mlp_norm": _norm(width, dtype),
+      "mlp_in": _dense(next(keys), width, hidden, scale, dtype),
+      "mlp_out": _dense(next(keys), hidden, width, out_scale, dtype)} for _ in range(config.layers)]
+  return {"embed": scale * jax.random.normal(next(keys), (VOCAB_IN, width), dtype=dtype),
+          "position": scale * jax.random.normal(next(keys), (max_len, width), dtype=dtype),
+          "blocks": blocks, "final_norm": _norm(width, dtype),
+          "unembed": _dense(next(keys), width, VOCAB_OUT, scale, dtype)}
+
+
+def _layer_norm(params: dict, x: jax.Array) -> jax.Array:
+  mean = x.mean(axis=-1, keepdims=True)
+  variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+  return (x - mean) * jax.lax.rsqrt(variance + 1e-6) * params["scale"] + params["bias"]
+
+
+def _apply(params: dict, x: jax.Array) -> jax.Array:
+  return x @ params["w"] + params["b"]
+
+
+def _attention(params: dict, x: jax.Array, heads: int) -> jax.Array:
+  batch, steps, width = x.shape
+  q, k, v = jnp.split(_apply(params["qkv"], x), 3, axis=-1)
+  shape = (batch, steps, heads, width // heads)
+  q, k, v = (t.reshape(shape) for t in (q, k, v))
+  scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(jnp.asarray(width // heads, x.dtype))
+  causal = jnp.tril(jnp.ones((steps, steps), dtype=bool))
+  scores = jnp.where(causal[None, None], scores, jnp.finfo(x.dtype).min)
+  mixed = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), v).reshape(batch, steps, width)
+  return _apply(params["attn_out"], mixed)
+
+
+def logits(params: dict, inputs: jax.Array, heads: int) -> jax.Array:
+  """Next-token logits (B, T, 3) for inputs (B, T) of symbols 0, 1, 2 (begin)."""
+  x = params["embed"][inputs] + params["position"][None, : inputs.shape[1]]
+  for block in params["blocks"]:
+    x = x + _attention(block, _layer_norm(block["attn_norm"], x), heads)
+    hidden = jax.nn.gelu(_apply(block["mlp_in"], _layer_norm(block["mlp_norm"], x)))
+    x = x + _apply(block["mlp_out"], hidden)
+  return _apply(params["unembed"], _layer_norm(params["final_norm"], x))
