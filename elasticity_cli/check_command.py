@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 
+from elasticity_cli import readme_embed
 from proofs_check import constants, report
 from proofs_check import run as checker
 
@@ -34,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
   results = checker.run_all(examples=args.examples, seed=args.seed, out_dir=args.out_dir, claim=args.claim,
                             progress=progress)
   print(report.format_table(results))
+  table = pathlib.Path(args.out_dir) / report.MARKDOWN_NAME
+  if args.claim is None and table.exists() and readme_embed.embed("claims", table.read_text()):
+    print(f"updated the claims table in {readme_embed.README}")
   failed = [result.id for result in results if result.failed]
   if failed:
     print(f"FAILED: claim(s) {', '.join(failed)}; counterexamples in {args.out_dir}")

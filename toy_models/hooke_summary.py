@@ -51,8 +51,9 @@ def summarize(config: HookeConfig, run_dir: RunDir) -> dict:
   results = {}
   for (model, regime), entry in collect(config, run_dir).items():
     k, delta, theory = entry["k"], entry["delta"], entry["theory_delta"]
-    ratio = delta[..., ALIGN] / delta[..., PRETRAIN]  # (k, seeds, l)
-    theory_ratio = theory[..., ALIGN] / theory[..., PRETRAIN]
+    with np.errstate(divide='ignore', invalid='ignore'):  # Δγ_p = 0 (no change at all) gives NaN
+      ratio = delta[..., ALIGN] / delta[..., PRETRAIN]  # (k, seeds, l)
+      theory_ratio = theory[..., ALIGN] / theory[..., PRETRAIN]
     by_l = {}
     for j, l in enumerate(config.l_grid):
       valid = len(k) >= 2 and np.all(np.isfinite(ratio[..., j])) and np.all(ratio[..., j] != 0)
@@ -85,7 +86,8 @@ def summarize(config: HookeConfig, run_dir: RunDir) -> dict:
 def format_summary(results: dict, config: HookeConfig) -> str:
   """A plain-text table: model, regime, parameters, slope at each l (mean ± CI), -ratio/k at the smallest l."""
   smallest = f"{min(config.l_grid):g}"
-  lines = [f"{'model/regime':<24} {'params':>7}  {'slope of log|Δγa/Δγp| vs log k at l = ' + ', '.join(f'{l:g}' for l in config.l_grid):<60}"
+  grid = ", ".join(f"{l:g}" for l in config.l_grid)
+  lines = [f"{'model/regime':<24} {'params':>7}  {'slope of log|Δγa/Δγp| vs log k at l = ' + grid:<60}"
            f"  -ratio/k at l={smallest} (per k)  max|rate-theory| bits"]
   for key, entry in results.items():
     if key == "acceptance":
