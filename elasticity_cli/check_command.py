@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
                             progress=progress)
   print(report.format_table(results))
   table = pathlib.Path(args.out_dir) / report.MARKDOWN_NAME
-  if args.claim is None and table.exists() and readme_embed.embed("claims", table.read_text()):
+  in_repo = table.resolve() == (readme_embed.README.resolve().parent / "figures" / report.MARKDOWN_NAME)
+  if args.claim is None and in_repo and table.exists() and readme_embed.embed("claims", table.read_text()):
     print(f"updated the claims table in {readme_embed.README}")
   failed = [result.id for result in results if result.failed]
   if failed:

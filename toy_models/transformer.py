@@ -40,11 +40,17 @@ def init(key: jax.Array, config: ModelConfig, max_len: int, dtype) -> dict:
 def _layer_norm(params: dict, x: jax.Array) -> jax.Array:
   mean = x.mean(axis=-1, keepdims=True)
   variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-  return (x - mean) * jax.lax.rsqrt(variance + 1e-6) * params["scale"] + params["bias"]
+  return (x - mean) * jax.lax.rsqrt(variance + 1e-6) * _lift(params["scale"], x) + _lift(params["bias"], x)
+
+
+def _lift(vector: jax.Array, x: jax.Array) -> jax.Array:
+  """`vector` (W,) with leading unit axes to match x's rank (explicit broadcasting, no rank promotion)."""
+  return vector.reshape((1,) * (x.ndim - 1) + vector.shape)
 
 
 def _apply(params: dict, x: jax.Array) -> jax.Array:
-  return x @ params["w"] + params["b"]
+  out = x @ params["w"]
+  return out + _lift(params["b"], out)
 
 
 def _attention(params: dict, x: jax.Array, heads: int) -> jax.Array:
