@@ -10,6 +10,7 @@ from elasticity_cli.progress import UnitProgress
 from theory import records
 from toy_models import config_io, hooke, hooke_summary
 from toy_models.hooke_config import HookeConfig
+from toy_models.run_dir import RunDir
 
 HELP = ("Hooke's law in trained toy models: for each k, pre-train/align, perturb with growing l, record Δγ_p, "
         "Δγ_a and the slope of log|Δγ_a/Δγ_p| against log k (joint and sequential regimes, each model kind)")
@@ -84,9 +85,10 @@ def config_from_args(args: argparse.Namespace) -> HookeConfig:
 def run_experiment(config: HookeConfig, out_dir: pathlib.Path, *, fresh: bool = False) -> dict:
   """Runs (or resumes) the experiment with a progress bar, saves summary.json, returns the summary."""
   start = time.perf_counter()
+  RunDir(out_dir, config, fresh=fresh)  # refuses another config's directory before any progress is shown
   progress = UnitProgress(len(hooke.units(config)), "hooke")
   try:
-    run_dir = hooke.run(config, out_dir, fresh=fresh, progress=progress)
+    run_dir = hooke.run(config, out_dir, progress=progress)
   finally:
     progress.close()
   summary = hooke_summary.summarize(config, run_dir)

@@ -11,6 +11,7 @@ from theory.hooke_curves import ALIGNED_PREFIX, UNALIGNED_PREFIX
 from toy_models import sources
 
 PRETRAIN, ALIGN, PERTURB = 0, 1, 2  # dataset axis: D_p, D_a, D_t.
+MAX_DEPTH = 16  # deepest token tree of the toy experiments (65,535 responses, each enumerated through the model).
 PERTURBATIONS = ("unaligned", "pretrain_like", "alignment_like", "unrelated")
 """What D_t is drawn from: a fresh source on the unaligned subtree (inside D_p's support, outside D_a's);
 D_p's own source; D_a's own source; or an independent source on the whole tree."""
@@ -33,9 +34,9 @@ class SourceConfig:
   seed: int = 0  # seed of the sources (dataset i uses seed 3 * seed + i).
 
   def __post_init__(self):
-    validation.check_depth(self.depth, copies=self.depth * 4)
-    if self.depth < 2:
-      raise ValueError(f"depth={self.depth} is not allowed; allowed: 2..16 (the behaviour split needs a first token)")
+    if isinstance(self.depth, bool) or not isinstance(self.depth, int) or not 2 <= self.depth <= MAX_DEPTH:
+      raise ValueError(f"depth={self.depth!r} is not allowed; allowed: an integer 2..{MAX_DEPTH} (2 so that the "
+                       "behaviour split has a first token; the tree of depth d has 2**d - 1 responses)")
     if self.family not in sources.ALL_FAMILIES:
       raise ValueError(f"unknown distribution family {self.family!r}; allowed: {', '.join(sources.ALL_FAMILIES)}")
     if self.perturbation not in PERTURBATIONS:
@@ -57,9 +58,12 @@ class SourceConfig:
 
 def check_mass(name: str, mass) -> float:
   """A dataset mass (number of responses): finite and >= 0, else a one-line ValueError."""
-  value = float(mass)
+  try:
+    value = float(mass)
+  except (TypeError, ValueError):
+    raise ValueError(f"{name}={mass!r} is not allowed; allowed: a finite number of responses >= 0") from None
   if not np.isfinite(value) or value < 0:
-    raise ValueError(f"{name}={mass!r} is not allowed; allowed: a finite number of responses >= 0")
+    raise ValueError(f"{name}={value!r} is not allowed; allowed: a finite number of responses >= 0")
   return value
 
 

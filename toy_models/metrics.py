@@ -39,22 +39,27 @@ def rates_bits(log2q: np.ndarray, probs: np.ndarray) -> np.ndarray:
   log2q: (..., n_leaves) model log2-probabilities; probs: (..., n_datasets, n_leaves) dataset distributions.
   Returns (..., n_datasets); +inf where a dataset has mass on a response the model gives probability 0.
   """
-  log2q = np.asarray(log2q, dtype=np.float64)[..., None, :]
-  terms = np.where(probs > 0, -np.asarray(probs) * log2q, 0.0)
+  log2q = np.broadcast_to(np.asarray(log2q, dtype=np.float64)[..., None, :], np.shape(probs))
+  probs = np.asarray(probs, dtype=np.float64)
+  terms = np.zeros(np.broadcast_shapes(probs.shape, log2q.shape))
+  np.multiply(-probs, log2q, out=terms, where=probs > 0)  # 0 * log 0 counts as 0; mass where q = 0 gives +inf
   return terms.sum(axis=-1)
 
 
 def rates_bits_per_token(log2q: np.ndarray, probs: np.ndarray, depth: int) -> np.ndarray:
   """Compression rate in bits per token: E_{x~P_i}[-log2 q(x) / |x|], |x| counting EOS."""
   lengths = token_tree.response_lengths(depth).astype(np.float64)
-  log2q = np.asarray(log2q, dtype=np.float64)[..., None, :]
-  return np.where(probs > 0, -np.asarray(probs) * log2q / lengths, 0.0).sum(axis=-1)
+  probs = np.asarray(probs, dtype=np.float64)
+  return rates_bits(log2q, probs / lengths)
 
 
 def kl_nats(log2q: np.ndarray, reference_log2q: np.ndarray) -> np.ndarray:
   """KL(model || reference) = sum_x q(x) ln(q(x) / r(x)) in nats (per response), shape (...,)."""
+  log2q = np.asarray(log2q, dtype=np.float64)
   q = np.exp2(log2q)
-  return (q * (np.asarray(log2q) - np.asarray(reference_log2q)) * LN2).sum(axis=-1)
+  terms = np.zeros(np.broadcast_shapes(log2q.shape, np.shape(reference_log2q)))
+  np.multiply(q, (log2q - np.asarray(reference_log2q)) * LN2, out=terms, where=q > 0)  # 0 log 0 = 0
+  return terms.sum(axis=-1)
 
 
 def positive_score(log2q: np.ndarray, depth: int) -> np.ndarray:

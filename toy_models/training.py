@@ -112,17 +112,25 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
     Kingma & Ba, "Adam", ICLR 2015; Loshchilov & Hutter, "SGDR" (cosine schedule), ICLR 2017.
   """
   weights = np.asarray(weights, dtype=np.float64)
-  steps = np.asarray(steps, dtype=np.int64)
-  runs = weights.shape[0]
   if weights.ndim != 2 or weights.shape[1] != token_tree.n_leaves(model.depth):
     raise ValueError(f"weights have shape {weights.shape}; allowed: (runs, {token_tree.n_leaves(model.depth)})")
-  if steps.shape != (runs,) or np.any(steps < 0):
-    raise ValueError(f"steps must be {runs} integers >= 0, got {steps.tolist()}")
+  if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+    raise ValueError(f"weights contain {weights[~(np.isfinite(weights) & (weights >= 0))][0]!r}; "
+                     "allowed: finite counts >= 0")
+  runs = weights.shape[0]
+  raw_steps = np.asarray(steps)
+  if raw_steps.shape != (runs,) or np.any(raw_steps < 0) or np.any(raw_steps != np.round(raw_steps)):
+    raise ValueError(f"steps={raw_steps.tolist()} is not allowed; allowed: {runs} integers >= 0")
+  steps = raw_steps.astype(np.int64)
+  if np.shape(keys)[:1] != (runs,):
+    raise ValueError(f"keys have shape {np.shape(keys)}; allowed: one key per run ({runs})")
   bad = np.flatnonzero(~(weights.sum(axis=1) > 0) & (steps > 0))
   if bad.size:
     raise ValueError(f"run {int(bad[0])} has no training data (all leaf weights 0) but {int(steps[bad[0]])} steps; "
                      "allowed: some positive weight, or 0 steps")
   peaks = np.full(runs, stage.learning_rate) if learning_rates is None else np.asarray(learning_rates, np.float64)
+  if peaks.shape != (runs,) or not np.all(np.isfinite(peaks)) or np.any(peaks <= 0):
+    raise ValueError(f"learning_rates={peaks.tolist()} is not allowed; allowed: {runs} finite numbers > 0")
   tokens = jnp.asarray(token_tree.leaf_tokens(model.depth))
   opt_state = jax.vmap(_transform(stage.optimizer).init)(params)
   total = int(steps.max()) if runs else 0
