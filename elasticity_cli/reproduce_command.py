@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--figures-dir", type=pathlib.Path, default=pathlib.Path("figures"))
   parser.add_argument("--data-root", type=pathlib.Path, default=None)
   parser.add_argument("--seed", type=int, default=0)
+  parser.set_defaults(scale="default")  # --quick and --scale share one destination
 
 
 def reproduce(config: ReproduceConfig) -> pathlib.Path:

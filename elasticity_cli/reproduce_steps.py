@@ -9,7 +9,7 @@ import numpy as np
 from elasticity_cli import figure_theory, figures_command, readme_embed
 from theory import records
 
-CLAIM_EXAMPLES = {"quick": 10, "default": 40, "paper": 400}  # hypothesis examples per claim, by scale.
+CLAIM_EXAMPLES = {"quick": 40, "default": 300, "paper": 2000}  # hypothesis examples per claim, by scale.
 
 
 def claims_step(config) -> str:

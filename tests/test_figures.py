@@ -50,3 +50,12 @@ def test_hooke_curves_are_rate_differences_of_the_mixture():
 def test_bad_theory_config_is_rejected(kwargs, message):
   with pytest.raises(ValueError, match=message):
     hooke_curves.TheoryFiguresConfig(**kwargs)
+
+
+def test_reproduce_scale_defaults_and_quick_flag():
+  from elasticity_cli import main
+
+  parser = main.build_parser()
+  assert parser.parse_args(["reproduce"]).scale == "default"
+  assert parser.parse_args(["reproduce", "--quick"]).scale == "quick"
+  assert parser.parse_args(["reproduce", "--scale", "paper"]).scale == "paper"
