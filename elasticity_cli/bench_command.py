@@ -5,36 +5,43 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import sys
 
 from theory import records
 from toy_models.benchmark import BenchConfig, run_benchmark
 
 NAME = "bench"
-HELP = ("Measure training steps/s of the default transformer (1 run and vmapped batches of 8 and 32) and the time "
-        "of the default `simulate hooke`; prints JSON")
+HELP = ("Measure training steps/s of the default transformer (1 run and vmapped batches of 8 and 32; minibatch and "
+        "expected gradient) and the wall time of the default `simulate hooke`; prints JSON")
+DEFAULT_OUT = pathlib.Path("figures/data/bench.json")
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def _integers(flag: str, text: str) -> tuple[int, ...]:
+  """Comma-separated integers of a flag; ValueError (a one-line error) otherwise."""
   try:
     return tuple(int(item) for item in text.split(",") if item.strip())
   except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    raise ValueError(f"{flag} {text!r} is not allowed; allowed: comma-separated integers") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers --steps, --batches, --skip-hooke and --out."""
-  parser.add_argument("--steps", type=int, default=200, help="timed steps per measurement (default 200)")
-  parser.add_argument("--batches", type=_ints, default=(1, 8, 32), help="vmapped batch sizes (default 1,8,32)")
-  parser.add_argument("--skip-hooke", action="store_true", help="do not time the default simulate hooke")
-  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("figures/data/bench.json"),
-                      help="also write the JSON here (default figures/data/bench.json)")
+  parser.add_argument("--steps", default="200", help="timed steps per measurement, after a warm-up call (default 200)")
+  parser.add_argument("--batches", default="1,8,32", help="numbers of vmapped runs, comma-separated (default 1,8,32)")
+  parser.add_argument("--skip-hooke", action="store_true", help="do not time the default `simulate hooke`")
+  parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,
+                      help=f"also write the JSON here (default {DEFAULT_OUT}; parent folders are created)")
 
 
 def run(args: argparse.Namespace) -> int:
-  """Runs the benchmark, prints and saves the JSON."""
-  config = BenchConfig(steps=args.steps, batches=args.batches, hooke=not args.skip_hooke)
-  result = {**run_benchmark(config), **records.provenance(config)}
+  """Runs the benchmark, prints the JSON on stdout and writes it to --out."""
+  steps = _integers("--steps", args.steps)
+  if len(steps) != 1:
+    raise ValueError(f"--steps {args.steps!r} is not allowed; allowed: one integer >= 1")
+  config = BenchConfig(steps=steps[0], batches=_integers("--batches", args.batches), time_hooke=not args.skip_hooke)
+  result = run_benchmark(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+  result = {**result, **records.provenance(config, seed=config.seed)}
   records.write_json(args.out, result)
   print(json.dumps(result, indent=2, default=str))
-  print(f"saved: {args.out}")
+  print(f"saved: {args.out}", file=sys.stderr)
   return 0
