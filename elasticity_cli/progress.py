@@ -21,7 +21,7 @@ class UnitProgress:
 
   def steps(self, done: int, total: int, label: str) -> None:
     """A training segment finished."""
-    self.bar.set_postfix_str(f"{label}: step {done}/{total}", refresh=False)
+    self.bar.set_postfix_str(f"{label}: step {done}/{total}")
 
   def unit_finished(self, unit, skipped: bool) -> None:
     """A unit was saved (or found saved)."""

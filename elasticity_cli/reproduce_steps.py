@@ -131,8 +131,20 @@ def hooke_step(config) -> str:
 
 def steps_for(scale: str) -> list[tuple[str, object]]:
   """The (title, function) steps of the main job at `scale`."""
+  from elasticity_cli import reproduce_questions, reproduce_rebound
+
   del scale
-  return [("claims check", claims_step), ("theory figures", theory_figures_step), ("simulated Hooke's law", hooke_step)]
+  steps = [("claims check", claims_step), ("theory figures", theory_figures_step),
+           ("simulated Hooke's law", hooke_step)]
+  try:
+    from elasticity_cli import reproduce_resistance
+  except ModuleNotFoundError as error:
+    if error.name != "elasticity_cli.reproduce_resistance":
+      raise
+  else:
+    steps.append(("resistance", reproduce_resistance.step))
+  steps += [(experiment, reproduce_rebound.step_for(experiment)) for experiment in reproduce_rebound.TITLES]
+  return steps + [("open questions", reproduce_questions.step)]
 
 
 def write_report(config, sections: list[str]) -> pathlib.Path:

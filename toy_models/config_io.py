@@ -65,8 +65,9 @@ def build(cls, values: dict, *, prefix: str = ""):
   return cls(**kwargs)
 
 
-def load_toml(cls, path: str | os.PathLike, overrides: dict | None = None):
-  """Reads `cls` from a TOML file, then applies `overrides` (a nested dict, e.g. from command-line flags)."""
+def load_toml(cls, path: str | os.PathLike, overrides: dict | None = None, *, base=None):
+  """Reads `cls` from a TOML file over `base` (default cls()), then applies `overrides` (a nested dict, e.g. from
+  command-line flags)."""
   try:
     with open(path, "rb") as handle:
       values = tomllib.load(handle)
@@ -74,7 +75,7 @@ def load_toml(cls, path: str | os.PathLike, overrides: dict | None = None):
     raise ValueError(f"config file {path} does not exist") from None
   except tomllib.TOMLDecodeError as error:
     raise ValueError(f"config file {path} is not valid TOML: {error}") from None
-  return build(cls, merge(merge(as_dict(cls()), values), overrides or {}))
+  return build(cls, merge(merge(as_dict(cls() if base is None else base), values), overrides or {}))
 
 
 def with_overrides(config, overrides: dict):
