@@ -10,6 +10,15 @@ from theory import records
 from toy_models import config_io
 
 
+def _same_config(config, saved: dict | None) -> bool:
+  """Whether a saved config dict is `config` once fields added since it was saved take their defaults."""
+  try:
+    rebuilt = config_io.build(type(config), saved or {})
+  except (ValueError, TypeError):
+    return False
+  return json.loads(json.dumps(config_io.as_dict(rebuilt))) == json.loads(json.dumps(config_io.as_dict(config)))
+
+
 class RunDir:
   """Results of one experiment config in one folder; rerunning skips the units already saved.
 
@@ -24,7 +33,7 @@ class RunDir:
     wanted = json.loads(json.dumps(config_io.as_dict(config)))
     if saved_path.exists() and not fresh:
       saved = records.read_json(saved_path).get("config")
-      if saved != wanted:
+      if saved != wanted and not _same_config(config, saved):
         changed = sorted(k for k in set(saved or {}) | set(wanted) if (saved or {}).get(k) != wanted.get(k))
         raise ValueError(f"{self.path} holds results of another config (differs in {', '.join(changed)}); "
                          "allowed: the same config, another --out-dir, or --fresh to discard them")
