@@ -39,7 +39,6 @@ def _band(ax, x, cell, row, label, color):
 
 def _finish(fig, axes, path):
   for ax in np.ravel(axes):
-    ax.set_xscale("symlog", linthresh=100)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -70,6 +69,34 @@ def draw_rebound(config: ReboundConfig, summary: dict, path: pathlib.Path) -> pa
   return _finish(fig, axes.ravel()[:len(cells)], path)
 
 
+def draw_rates(config: ReboundConfig, summary: dict, path: pathlib.Path) -> pathlib.Path:
+  """Compression rates (bits per response) of the three sources against n2, after the largest first stage."""
+  cells = list(summary["cells"].values())
+  columns = min(len(cells), 2)
+  rows = -(-len(cells) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(5.4 * columns, 3.4 * rows), squeeze=False)
+  x = np.asarray(config.second_sizes)
+  last = len(config.first_sizes) - 1
+  for ax, cell in zip(axes.ravel(), cells, strict=False):
+    mean = np.asarray(cell["rates_bits"]["mean"][last])  # (n_second, 3)
+    half = np.nan_to_num(np.asarray(cell["rates_bits"]["ci95"][last]))
+    for index, (name, color) in enumerate((("D_p", "C0"), ("positive source", "C2"), ("negative source", "C3"))):
+      ax.plot(x, mean[:, index], "o-", ms=3, color=color, label=name)
+      ax.fill_between(x, mean[:, index] - half[:, index], mean[:, index] + half[:, index], color=color, alpha=0.2)
+    ax.set_title(f"{cell['order'].replace('_', ' ')}, {cell['method'].upper()}, n1 = {config.first_sizes[last]}",
+                 fontsize=9)
+    ax.set_xlabel("second-stage examples n2")
+    ax.set_ylabel("rate (bits per response)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  for ax in axes.ravel()[len(cells):]:
+    ax.set_visible(False)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
 def draw_across(config: ReboundConfig, summary: dict, path: pathlib.Path, key: str, legend) -> pathlib.Path:
   """One panel per first-stage size, a curve per grid level (model size, pre-training mass or family)."""
   cells = sorted(summary["cells"].values(), key=lambda c: c[key] if not isinstance(c[key], str) else 0)
@@ -98,6 +125,7 @@ def draw(data_root: pathlib.Path, figures_dir: pathlib.Path, runs: dict | None =
     path = figures_dir / f"{experiment.replace('-', '_')}.png"
     if experiment == "rebound":
       written.append(draw_rebound(config, summary, path))
+      written.append(draw_rates(config, summary, figures_dir / "rebound_rates.png"))
     elif experiment == "model-size":
       written.append(draw_across(config, summary, path, "parameter_count",
                                  lambda c: f"w{c['size'][0]} L{c['size'][1]} ({c['parameter_count']:,} params)"))

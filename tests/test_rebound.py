@@ -13,15 +13,31 @@ from toy_models import config_io, datasets, rebound_summary
 from toy_models.rebound_config import ReboundConfig, experiment_config
 
 TINY = ["--depth", "4", "--seeds", "2", "--first-sizes", "20,60", "--second-sizes", "0,10,30",
-        "--pretrain-masses", "200"]
-
-
-def simulate(experiment, out_dir, *extra):
-  return main(["simulate", experiment, *TINY, *extra, "--out-dir", str(out_dir)])
+        "--pretrain-masses", "200", "--model-sizes", "8x1"]
+ONE_BATCH_SIZE = """
+[pretrain]
+batch_size = 10
+[first]
+batch_size = 10
+"""  # every stage at batch 10: one compiled training program per objective and model, so the tests stay fast
 
 
 @pytest.fixture(scope="module")
-def rebound_run(tmp_path_factory):
+def toml(tmp_path_factory):
+  path = tmp_path_factory.mktemp("config") / "tiny.toml"
+  path.write_text(ONE_BATCH_SIZE)
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def simulate(toml):
+  def call(experiment, out_dir, *extra):
+    return main(["simulate", experiment, "--config", toml, *TINY, *extra, "--out-dir", str(out_dir)])
+  return call
+
+
+@pytest.fixture(scope="module")
+def rebound_run(tmp_path_factory, simulate):
   out = tmp_path_factory.mktemp("rebound")
   assert simulate("rebound", out) == 0
   return out
@@ -33,7 +49,7 @@ def test_rebound_end_to_end(rebound_run):
   summary = json.loads((rebound_run / "summary.json").read_text())["summary"]
   assert len(summary["cells"]) == 4 and summary["verdicts"]
   for order in config.orders:
-    arrays = records.read_npz(rebound_run / "units" / f"pareto_w16L1_p200_{order}.npz")
+    arrays = records.read_npz(rebound_run / "units" / f"pareto_w8L1_p200_{order}.npz")
     score = arrays["score"]
     assert score.shape == (2, 2, 2, 3)  # (methods, seeds, n_first, n_second)
     assert np.all(np.isfinite(score)) and np.all((score >= 0) & (score <= 1))
@@ -48,24 +64,23 @@ def test_rebound_end_to_end(rebound_run):
     assert np.all(score[0, ..., 0] > arrays["pretrained_score"][:, None])
 
 
-def test_rebound_resumes_and_refuses_another_config(rebound_run, capsys):
-  unit = rebound_run / "units" / "pareto_w16L1_p200_positive_first.json"
+def test_rebound_resumes_and_refuses_another_config(rebound_run, simulate, capsys):
+  unit = rebound_run / "units" / "pareto_w8L1_p200_positive_first.json"
   before = unit.stat().st_mtime_ns
   assert simulate("rebound", rebound_run) == 0
   assert unit.stat().st_mtime_ns == before
   capsys.readouterr()
-  assert main(["simulate", "rebound", *TINY, "--seeds", "3", "--out-dir", str(rebound_run)]) == 2
+  assert simulate("rebound", rebound_run, "--seeds", "3") == 2
   assert "holds results of another config (differs in seeds)" in capsys.readouterr().err
 
 
-def test_model_size_and_pretrain_volume_report_trends(tmp_path):
+def test_model_size_and_pretrain_volume_report_trends(tmp_path, simulate):
   assert simulate("model-size", tmp_path / "size", "--model-sizes", "4x1,8x1") == 0
   summary = json.loads((tmp_path / "size" / "summary.json").read_text())["summary"]
   (trend,) = summary["trends"]
   assert trend["factor"] == "parameters" and trend["levels"][0] < trend["levels"][1]
   assert "larger model" in trend["verdict"]
-  assert main(["simulate", "pretrain-volume", *TINY, "--pretrain-masses", "50,400", "--out-dir",
-               str(tmp_path / "volume")]) == 0
+  assert simulate("pretrain-volume", tmp_path / "volume", "--pretrain-masses", "50,400") == 0
   summary = json.loads((tmp_path / "volume" / "summary.json").read_text())["summary"]
   (trend,) = summary["trends"]
   assert trend["factor"] == "pretrain_tokens" and trend["levels"][0] < trend["levels"][1]
