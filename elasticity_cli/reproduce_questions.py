@@ -12,6 +12,8 @@ from toy_models import config_io, rebound
 from toy_models.rebound_config import ReboundConfig
 from toy_models.run_dir import RunDir
 
+SLOPE_MATCH = 0.01  # a slope within this of the exact mixture's (or within its CI) is reported as matching it.
+
 
 def _summary(path: pathlib.Path) -> dict | None:
   file = path / "summary.json"
@@ -25,11 +27,11 @@ def sequential_slope_answer(hooke_summary: dict, smallest_l: float) -> list[str]
     if key == "acceptance":
       continue
     row = entry["by_l"][f"{smallest_l:g}"]
-    mean, half = row["slope_mean"], row["slope_ci95"]
+    mean, half, theory = row["slope_mean"], row["slope_ci95"], row["theory_slope"]
     if not np.isfinite(mean):
       verdict = "no slope (a ratio was 0 or undefined)"
-    elif abs(mean - 1) <= half:
-      verdict = "consistent with the theory's slope 1"
+    elif abs(mean - theory) <= max(half, SLOPE_MATCH):
+      verdict = f"matches the exact mixture's slope {theory:.3f} on the same data (1 as l -> 0)"
     elif abs(mean) <= half:
       verdict = "consistent with 0: the ratio does not scale with k"
     else:
@@ -82,16 +84,24 @@ def table3_answer(data: pathlib.Path, name: str) -> list[str]:
         f"rho < 0 (fewer negatives after more alignment).",
         f"- The size-weighted mixture (the compression theory at its optimum) needs n2 = n1 (1 − s_p)/s_p "
         f"negatives to return to the pre-training share s_p: median {np.median(theory, axis=0).round(0).tolist()} "
-        "for these n1 — increasing in n1. The theory therefore does not explain the paper's Table 3 pattern; "
-        "the toy's sequential models fall much faster than the mixture predicts (elasticity) "
-        f"and {'share' if tension['rho'] is not None and tension['rho'] > 0 else 'do not share'} the theory's "
-        "direction.",
+        "for these n1 — increasing in n1, so the theory does not explain the paper's Table 3 pattern. The toy's "
+        "sequentially trained models return far sooner than the mixture predicts (elasticity), and "
+        f"{_direction(tension)}.",
         f"- KL below ε = {config.epsilon_nats:g} nats: reached in "
         f"{t3['examples_to_kl_below_epsilon_reached']} of {config.seeds} seeds per n1; smallest KL on the curve "
         f"{[round(v, 3) for v in t3['min_kl_along_curve_nats']['mean']]} nats (the fine-tuned model also changes "
         "within each behaviour, so it never returns to the pre-trained distribution itself).",
     ]
   return lines or ["- (no positive-first SFT cell in the rebound run)"]
+
+
+def _direction(tension: dict) -> str:
+  if tension["rho"] is None:
+    return "too few seeds reverted within the grid to tell a direction"
+  if tension["p_two_sided"] >= 0.05:
+    return f"the number they need does not depend on n1 significantly (rho = {tension['rho']:+.2f})"
+  return ("they need fewer after more alignment, as in the paper" if tension["rho"] < 0
+          else "they need more after more alignment, as the mixture does")
 
 
 def families_answer(summary: dict | None) -> list[str]:

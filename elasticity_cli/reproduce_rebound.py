@@ -12,6 +12,12 @@ TITLES = {
     "pretrain-volume": "Rebound against pre-training volume (`elasticity simulate pretrain-volume`; paper Fig. 6)",
     "families": "Rebound across source families (`elasticity simulate rebound --families ...`; open question)",
 }
+SHORT_TITLES = {
+    "rebound": "Rebound (paper Fig. 4, Appendix Table 3)",
+    "model-size": "Rebound against model size (paper Fig. 5)",
+    "pretrain-volume": "Rebound against pre-training volume (paper Fig. 6)",
+    "families": "Rebound across source families (open question)",
+}
 COMMANDS = {
     "rebound": "elasticity simulate rebound",
     "model-size": "elasticity simulate model-size",

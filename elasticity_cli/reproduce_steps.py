@@ -131,7 +131,7 @@ def hooke_step(config) -> str:
 
 def steps_for(scale: str) -> list[tuple[str, object]]:
   """The (title, function) steps of the main job at `scale`."""
-  from elasticity_cli import reproduce_questions, reproduce_rebound
+  from elasticity_cli import reproduce_questions, reproduce_rebound, reproduce_verdicts
 
   del scale
   steps = [("claims check", claims_step), ("theory figures", theory_figures_step),
@@ -144,7 +144,7 @@ def steps_for(scale: str) -> list[tuple[str, object]]:
   else:
     steps.append(("resistance", reproduce_resistance.step))
   steps += [(experiment, reproduce_rebound.step_for(experiment)) for experiment in reproduce_rebound.TITLES]
-  return steps + [("open questions", reproduce_questions.step)]
+  return steps + [("open questions", reproduce_questions.step), ("verdicts block", reproduce_verdicts.step)]
 
 
 def write_report(config, sections: list[str]) -> pathlib.Path:

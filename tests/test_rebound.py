@@ -79,7 +79,8 @@ def test_model_size_and_pretrain_volume_report_trends(tmp_path, simulate):
   summary = json.loads((tmp_path / "size" / "summary.json").read_text())["summary"]
   (trend,) = summary["trends"]
   assert trend["factor"] == "parameters" and trend["levels"][0] < trend["levels"][1]
-  assert "larger model" in trend["verdict"]
+  assert "larger model -> faster early fall" in trend["verdicts"][0]
+  assert "larger model -> slower late decline" in trend["verdicts"][1]
   assert simulate("pretrain-volume", tmp_path / "volume", "--pretrain-masses", "50,400") == 0
   summary = json.loads((tmp_path / "volume" / "summary.json").read_text())["summary"]
   (trend,) = summary["trends"]
@@ -89,8 +90,9 @@ def test_model_size_and_pretrain_volume_report_trends(tmp_path, simulate):
 
 
 def test_rebound_figure_is_drawn_from_the_saved_run(rebound_run, tmp_path):
-  (path,) = figure_rebound.draw(rebound_run.parent, tmp_path, {"rebound": rebound_run.name})
-  assert path.name == "rebound.png" and path.stat().st_size > 10_000
+  paths = figure_rebound.draw(rebound_run.parent, tmp_path, {"rebound": rebound_run.name})
+  assert [p.name for p in paths] == ["rebound.png", "rebound_rates.png"]
+  assert all(p.stat().st_size > 10_000 for p in paths)
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy import stats
 
@@ -51,6 +53,7 @@ def cell_summary(config: ReboundConfig, arrays: dict, method_index: int, label: 
   pretrained = arrays["pretrained_score"]
   by_curve = np.moveaxis(score, 0, -1)  # (n_first, n_second, seeds)
   fast_slow = verdicts.fast_then_slow_verdict(x, by_curve)
+  fast_slow = dataclasses.replace(fast_slow, effect=f"{label}: {fast_slow.effect.lower()}")
   early = early_drop(score, x)  # (seeds, n_first)
   more_data = verdicts.increasing_trend_verdict(f"{label}: more first-stage data -> faster early fall",
                                                 config.first_sizes, early.T)
@@ -97,18 +100,21 @@ def tension(first_sizes, needed: np.ndarray) -> dict:
   return {"rho": float(result.statistic), "p_two_sided": float(result.pvalue), "seeds_used": int(finite.sum())}
 
 
-FACTORS = (("size", "parameters", "larger model -> faster early fall (paper Fig. 5)"),
-           ("pretrain_mass", "pretrain_tokens", "more pre-training -> faster early fall (paper Fig. 6)"))
-"""Grid factors whose trend is tested when a run varies them: (Unit attribute, x of the trend, effect)."""
+FACTORS = (("size", "parameters", "larger model -> faster early fall (paper Fig. 5)",
+            "larger model -> slower late decline (paper Fig. 5)"),
+           ("pretrain_mass", "pretrain_tokens", "more pre-training -> faster early fall (paper Fig. 6)", None))
+"""Grid factors whose trend is tested when a run varies them: (Unit attribute, x of the trend, effect on the
+early fall, effect on the late decline or None)."""
 
 
-def trend(config: ReboundConfig, members: list, factor: str, effect: str) -> dict:
+def trend(config: ReboundConfig, members: list, factor: str, effect: str, late_effect: str | None = None) -> dict:
   """The early fall per example (mean over n1) against one grid factor, for units alike in everything else.
 
   Args:
     members: [(level, score (seeds, n_first, n_second), pre-trained score (seeds,))] sorted by level.
     factor: what the levels are ('parameters' or 'pretrain_tokens').
-    effect: the paper's effect in words.
+    effect: the paper's effect on the early fall, in words.
+    late_effect: if given, also tested: the late decline per example falls with the factor.
   """
   x = np.asarray(config.second_sizes, dtype=np.float64)
   levels = np.asarray([m[0] for m in members], dtype=np.float64)
@@ -116,17 +122,19 @@ def trend(config: ReboundConfig, members: list, factor: str, effect: str) -> dic
   late = np.stack([verdicts.early_late_slopes(x, m[1])[1].mean(axis=-1) for m in members])
   undone = np.stack([np.nanmean(undone_share(m[1], m[2], x), axis=-1) for m in members])
   start = np.stack([m[1][..., 0].mean(axis=-1) for m in members])
-  verdict = verdicts.increasing_trend_verdict(effect, levels, early)
+  found = [verdicts.increasing_trend_verdict(effect, levels, early)]
+  if late_effect is not None:  # a slower late decline = the negated late slope grows with the factor
+    found.append(verdicts.increasing_trend_verdict(late_effect, levels, -late))
   return {"factor": factor, "levels": levels.tolist(), "early_drop_per_example": _ci(early),
           "late_drop_per_example": _ci(late), "undone_share_first_interval": _ci(undone),
           "score_after_first_stage": _ci(start), "pretrained_score": _ci(np.stack([m[2] for m in members])),
-          "verdict": verdict.line(), "holds": verdict.holds}
+          "verdicts": [v.line() for v in found], "holds": [v.holds for v in found]}
 
 
 def trends(config: ReboundConfig, found: dict) -> list[dict]:
   """trend() for every factor of FACTORS the grid varies, per group of units alike in everything else."""
   rows = []
-  for attribute, factor, effect in FACTORS:
+  for attribute, factor, effect, late_effect in FACTORS:
     groups = {}
     for unit, (summary, arrays) in found.items():
       rest = tuple(getattr(unit, n) for n in ("family", "size", "pretrain_mass", "order") if n != attribute)
@@ -137,7 +145,8 @@ def trends(config: ReboundConfig, found: dict) -> list[dict]:
       if len(members) >= 2:
         members.sort(key=lambda m: m[0])
         name = " ".join(str(v) for v in key)
-        rows.append({"group": name, **trend(config, members, factor, f"{name}: {effect}")})
+        rows.append({"group": name, **trend(config, members, factor, f"{name}: {effect}",
+                                            late_effect and f"{name}: {late_effect}")})
   return rows
 
 
@@ -164,7 +173,8 @@ def summarize(config: ReboundConfig, run_dir: RunDir) -> dict:
                  for (order, method, size, mass), members in families.items() if len(members) >= 2]
   trend_rows = trends(config, found)
   return {"cells": cells, "trends": trend_rows, "families": family_rows,
-          "verdicts": [line for c in cells.values() for line in c["verdicts"]] + [t["verdict"] for t in trend_rows]}
+          "verdicts": [line for c in cells.values() for line in c["verdicts"]]
+          + [line for t in trend_rows for line in t["verdicts"]]}
 
 
 def format_summary(summary: dict, config: ReboundConfig) -> str:
@@ -198,7 +208,7 @@ def format_summary(summary: dict, config: ReboundConfig) -> str:
   for row in summary["trends"]:
     lines.append(f"trend over {row['factor']} {row['levels']} ({row['group']}): early fall per example "
                  + ", ".join(f"{m:.3g}" for m in row["early_drop_per_example"]["mean"]))
-    lines.append(f"  {row['verdict']}")
+    lines += [f"  {line}" for line in row["verdicts"]]
   for row in summary["families"]:
     lines.append(f"families {row['families']} ({row['order']} {row['method']}): fast-then-slow "
                  f"{row['fast_then_slow']}")
