@@ -129,7 +129,7 @@ def increasing_trend_verdict(effect: str, factor, values) -> Verdict:
   monotone = bool(np.all(np.diff(means) > 0))
   holds = result.pvalue < ALPHA
   statistic = (f"Spearman rho = {result.statistic:.3f} (one-sided p = {result.pvalue:.2g}, n = {levels.size}); "
-               f"level means {np.array2string(means, precision=4)} "
+               f"level means [{', '.join(f'{m:.3g}' for m in means)}] "
                f"({'monotone' if monotone else 'not monotone'})")
   return Verdict(effect, bool(holds), statistic)
 
