@@ -18,9 +18,8 @@ def _experiments(config) -> list[tuple[str, str, pathlib.Path, list[str]]]:
               ["hooke_simulated_ratio.png"]))
   try:
     from elasticity_cli import reproduce_resistance
-  except ModuleNotFoundError as error:
-    if error.name != "elasticity_cli.reproduce_resistance":
-      raise
+  except ImportError:  # temporary: until the resistance experiment lands
+    pass
   else:
     _, name = reproduce_resistance.scale_config(config.scale, config.seed)
     out.append(("Resistance (paper Table 1)", "elasticity simulate resistance", config.data / name,

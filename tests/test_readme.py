@@ -30,3 +30,9 @@ def test_embed_replaces_only_the_block(tmp_path):
   assert readme_embed.embed("x", "new table", readme)
   assert readme.read_text() == f"head\n{start}\nnew table\n{end}\ntail\n"
   assert not readme_embed.embed("missing", "text", readme)
+
+
+def test_verdicts_block_equals_the_generated_file():
+  block = readme_embed.block((ROOT / "README.md").read_text(), "verdicts")
+  assert block is not None
+  assert block.strip() == (ROOT / "figures" / "verdicts.md").read_text().strip()
