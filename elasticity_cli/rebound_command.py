@@ -27,11 +27,13 @@ def _ints(text: str) -> tuple[int, ...]:
     raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
 
 
-def _names(text: str) -> tuple[str, ...]:
+def names(text: str) -> tuple[str, ...]:
+  """Comma-separated names of a flag."""
   return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
-def _sizes(text: str) -> tuple[tuple[int, int], ...]:
+def sizes(text: str) -> tuple[tuple[int, int], ...]:
+  """Transformer sizes of a flag, e.g. '8x1,32x2' -> ((8, 1), (32, 2))."""
   try:
     return tuple(tuple(int(v) for v in item.lower().split("x")) for item in text.split(",") if item.strip())
   except ValueError:
@@ -41,11 +43,11 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
 FLAGS = (  # (flag, config field, type, help)
     ("--first-sizes", "first_sizes", _ints, "first-stage (alignment) example counts, comma-separated"),
     ("--second-sizes", "second_sizes", _ints, "second-stage example counts, 0 first, comma-separated"),
-    ("--orders", "orders", _names, "positive_first and/or negative_first"),
-    ("--methods", "methods", _names, "reverse-stage methods: sft and/or dpo"),
-    ("--families", "families", _names, "source families: pareto, zipf, dirichlet, uniform, markov"),
+    ("--orders", "orders", names, "positive_first and/or negative_first"),
+    ("--methods", "methods", names, "reverse-stage methods: sft and/or dpo"),
+    ("--families", "families", names, "source families: pareto, zipf, dirichlet, uniform, markov"),
     ("--param", "param", float, "the family's parameter (one family only)"),
-    ("--model-sizes", "model_sizes", _sizes, "transformer sizes as WIDTHxLAYERS, comma-separated (e.g. 8x1,32x2)"),
+    ("--model-sizes", "model_sizes", sizes, "transformer sizes as WIDTHxLAYERS, comma-separated (e.g. 8x1,32x2)"),
     ("--heads", "heads", int, "attention heads (divides every width)"),
     ("--pretrain-masses", "pretrain_masses", _floats, "pre-training responses, comma-separated"),
     ("--seeds", "seeds", int, "number of seeds"),

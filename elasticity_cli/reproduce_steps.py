@@ -131,17 +131,12 @@ def hooke_step(config) -> str:
 
 def steps_for(scale: str) -> list[tuple[str, object]]:
   """The (title, function) steps of the main job at `scale`."""
-  from elasticity_cli import reproduce_questions, reproduce_rebound, reproduce_verdicts
+  from elasticity_cli import reproduce_questions, reproduce_rebound, reproduce_resistance, reproduce_verdicts
 
   del scale
   steps = [("claims check", claims_step), ("theory figures", theory_figures_step),
            ("simulated Hooke's law", hooke_step)]
-  try:
-    from elasticity_cli import reproduce_resistance
-  except ImportError:  # temporary: until the resistance experiment lands
-    pass
-  else:
-    steps.append(("resistance", reproduce_resistance.step))
+  steps.append(("resistance", reproduce_resistance.step))
   steps += [(experiment, reproduce_rebound.step_for(experiment)) for experiment in reproduce_rebound.TITLES]
   return steps + [("open questions", reproduce_questions.step), ("verdicts block", reproduce_verdicts.step)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
-from elasticity_cli import readme_embed, reproduce_rebound, reproduce_steps
+from elasticity_cli import readme_embed, reproduce_rebound, reproduce_resistance, reproduce_steps
 from theory import records
 
 FILE = "verdicts.md"  # written into the figures directory; README's `verdicts` block is a copy of it.
@@ -16,14 +16,9 @@ def _experiments(config) -> list[tuple[str, str, pathlib.Path, list[str]]]:
   _, hooke_name = reproduce_steps.hooke_config(config.scale, config.seed)
   out.append(("Simulated Hooke's law", "elasticity simulate hooke", config.data / hooke_name,
               ["hooke_simulated_ratio.png"]))
-  try:
-    from elasticity_cli import reproduce_resistance
-  except ImportError:  # temporary: until the resistance experiment lands
-    pass
-  else:
-    _, name = reproduce_resistance.scale_config(config.scale, config.seed)
-    out.append(("Resistance (paper Table 1)", "elasticity simulate resistance", config.data / name,
-                reproduce_resistance.FIGURES))
+  _, name = reproduce_resistance.scale_config(config.scale, config.seed)
+  out.append(("Resistance (paper Table 1)", "elasticity simulate resistance", config.data / name,
+              reproduce_resistance.FIGURES))
   for experiment in reproduce_rebound.TITLES:
     _, name = reproduce_rebound.scale_config(experiment, config.scale, config.seed)
     figures = [f"{experiment.replace('-', '_')}.png"] + (["rebound_rates.png"] if experiment == "rebound" else [])

@@ -8,7 +8,7 @@ import importlib
 NAME = "simulate"
 HELP = "Train toy language models for an experiment (hooke, ...) and save the results (resumable)."
 
-EXPERIMENTS = ("hooke", "rebound", "model-size", "pretrain-volume")
+EXPERIMENTS = ("hooke", "resistance", "rebound", "model-size", "pretrain-volume")
 """Experiments; each lives in elasticity_cli/simulate_<name with _ for ->.py with HELP, add_arguments and run."""
 
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from elasticity_cli import reproduce_rebound, reproduce_steps, reproduce_verdicts
+from elasticity_cli import reproduce_rebound, reproduce_resistance, reproduce_steps, reproduce_verdicts
 from elasticity_cli.reproduce_command import ReproduceConfig, reproduce
 from toy_models.hooke_config import HookeConfig
 from toy_models.plans import TrainingPlan
@@ -36,15 +36,14 @@ def tiny_steps(monkeypatch):
   monkeypatch.setattr(reproduce_steps, "theory_figures_step", lambda config: "## Theory figures\n\n(not run)\n")
   monkeypatch.setattr(reproduce_steps, "hooke_config", tiny_hooke)
   monkeypatch.setattr(reproduce_rebound, "scale_config", tiny_rebound)
-  try:
-    from elasticity_cli import reproduce_resistance
-  except ImportError:
-    return
   original = reproduce_resistance.scale_config
 
   def tiny_resistance(scale, seed):
     config, name = original("quick", seed)
-    return dataclasses.replace(config, **reproduce_resistance.TEST_CHANGES), f"tiny-resistance-{scale}"
+    changes = dict(depth=4, seeds=2, datasets=("pareto",), model_sizes=((8, 1),), pretrain_mass=200.0,
+                   align_mass=100.0, pretrain=TINY_STAGE, sft=dataclasses.replace(TINY_STAGE, epochs=None, steps=6),
+                   transfer=dataclasses.replace(TINY_STAGE, epochs=None, steps=10))
+    return dataclasses.replace(config, **changes), f"tiny-resistance-{scale}"
 
   monkeypatch.setattr(reproduce_resistance, "scale_config", tiny_resistance)
 
@@ -52,7 +51,7 @@ def tiny_steps(monkeypatch):
 def test_reproduce_writes_every_section_and_the_verdicts(tmp_path, tiny_steps, capsys):
   config = ReproduceConfig(figures_dir=tmp_path / "figures", scale="quick")
   report = reproduce(config).read_text()
-  for title in ("## Simulated Hooke's law", "## Rebound (", "## Rebound against model size",
+  for title in ("## Simulated Hooke's law", "## Resistance (", "## Rebound (", "## Rebound against model size",
                 "## Rebound against pre-training volume", "## Rebound across source families",
                 "## Questions the paper leaves open", "## All verdicts"):
     assert title in report
@@ -60,7 +59,8 @@ def test_reproduce_writes_every_section_and_the_verdicts(tmp_path, tiny_steps, c
   verdicts = (config.figures_dir / reproduce_verdicts.FILE).read_text()
   assert "elasticity simulate model-size" in verdicts and "larger model -> faster early fall" in verdicts
   assert "more pre-training -> faster early fall" in verdicts
-  for name in ("rebound.png", "rebound_rates.png", "model_size.png", "pretrain_volume.png", "families.png"):
+  for name in ("resistance.png", "rebound.png", "rebound_rates.png", "model_size.png", "pretrain_volume.png",
+               "families.png"):
     assert (config.figures_dir / name).stat().st_size > 0
   assert "done in" in capsys.readouterr().err
   # A second run reuses every finished unit: the saved results are not rewritten.

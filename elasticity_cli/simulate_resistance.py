@@ -1,0 +1,82 @@
+"""`elasticity simulate resistance`: forward against inverse alignment between SFT checkpoints (paper Table 1)."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import time
+
+from elasticity_cli.progress import UnitProgress
+from elasticity_cli.rebound_command import names, sizes
+from theory import records
+from toy_models import config_io, resistance, resistance_summary
+from toy_models.resistance_config import ResistanceConfig
+from toy_models.run_dir import RunDir
+
+HELP = ("Resistance (paper Table 1): SFT with checkpoints θ1..θ3, then forward (earlier on later outputs) against "
+        "inverse (later on earlier) alignment for 3 datasets x 3 model sizes x 3 pairs; loss, entropy-free excess, KL")
+DEFAULT_OUT = pathlib.Path("figures/data/resistance")
+
+FLAGS = (  # (flag, config field, type, help)
+    ("--datasets", "datasets", names, "alignment datasets as source families (default pareto,zipf,dirichlet)"),
+    ("--model-sizes", "model_sizes", sizes, "transformer sizes WIDTHxLAYERS (default 8x1,16x1,24x1)"),
+    ("--heads", "heads", int, "attention heads (default 2)"),
+    ("--seeds", "seeds", int, "number of seeds (default 5)"),
+    ("--seed", "seed", int, "first seed (default 0)"),
+    ("--depth", "depth", int, "token-tree depth, 2..16 (default 8)"),
+    ("--pretrain-mass", "pretrain_mass", float, "pre-training responses (default 5000)"),
+    ("--align-mass", "align_mass", float, "responses of each alignment dataset (default 2000)"),
+    ("--outputs", "outputs", str, "checkpoint datasets: exact distributions or sampled (default exact)"),
+    ("--output-samples", "output_samples", int, "responses per checkpoint dataset when sampled (default 2000)"),
+    ("--dtype", "dtype", str, "float64 (default) or float32 parameters"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """Registers every main knob of ResistanceConfig, plus --config, --sft-steps, --transfer-steps, --out-dir."""
+  parser.add_argument("--config", type=pathlib.Path, default=None,
+                      help="TOML file with ResistanceConfig fields (flags given as well override it)")
+  for flag, field, kind, text in FLAGS:
+    parser.add_argument(flag, dest=field, type=kind, default=None, help=text)
+  parser.add_argument("--sft-steps", type=int, default=None, help="steps of the SFT run θ1..θ3 lie on (default 60)")
+  parser.add_argument("--transfer-steps", type=int, default=None,
+                      help="steps of forward and inverse alignment (default 100)")
+  parser.add_argument("--out-dir", type=pathlib.Path, default=DEFAULT_OUT,
+                      help=f"run directory (default {DEFAULT_OUT}); finished units there are reused")
+  parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out-dir first")
+
+
+def config_from_args(args: argparse.Namespace) -> ResistanceConfig:
+  """The ResistanceConfig of a command line: defaults, then --config's file, then the flags."""
+  overrides = {field: getattr(args, field) for _, field, _, _ in FLAGS if getattr(args, field) is not None}
+  for flag, stage in (("sft_steps", "sft"), ("transfer_steps", "transfer")):
+    if getattr(args, flag) is not None:
+      overrides[stage] = {"steps": getattr(args, flag)}
+  if args.config is not None:
+    return config_io.load_toml(ResistanceConfig, args.config, overrides)
+  return config_io.with_overrides(ResistanceConfig(), overrides)
+
+
+def run_experiment(config: ResistanceConfig, out_dir: pathlib.Path, *, fresh: bool = False) -> dict:
+  """Runs (or resumes) the experiment with a progress bar, saves summary.json, returns the summary."""
+  start = time.perf_counter()
+  RunDir(out_dir, config, fresh=fresh)  # refuses another config's directory before any progress is shown
+  progress = UnitProgress(len(resistance.units(config)), "resistance")
+  try:
+    run_dir = resistance.run(config, out_dir, progress=progress)
+  finally:
+    progress.close()
+  summary = resistance_summary.summarize(config, run_dir)
+  records.write_json(out_dir / "summary.json", {**records.provenance(config, seed=config.seed),
+                                                 "seconds": round(time.perf_counter() - start, 1),
+                                                 "summary": summary})
+  return summary
+
+
+def run(args: argparse.Namespace) -> int:
+  """Runs `elasticity simulate resistance`."""
+  config = config_from_args(args)
+  summary = run_experiment(config, args.out_dir, fresh=args.fresh)
+  print(resistance_summary.format_summary(summary, config))
+  print(f"results: {args.out_dir} (summary.json, units/); figure: run `elasticity figures`")
+  return 0
