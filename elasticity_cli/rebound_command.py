@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import time
 
-from elasticity_cli.progress import UnitProgress
-from theory import records
+from elasticity_cli import experiment_runner
 from toy_models import config_io, rebound, rebound_summary
 from toy_models.rebound_config import ReboundConfig, experiment_config
-from toy_models.run_dir import RunDir
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -91,18 +88,8 @@ def config_from_args(args: argparse.Namespace, experiment: str) -> ReboundConfig
 
 def run_experiment(config: ReboundConfig, out_dir: pathlib.Path, *, fresh: bool = False, label: str = "rebound"):
   """Runs (or resumes) the experiment with a progress bar, saves summary.json, returns the summary."""
-  start = time.perf_counter()
-  RunDir(out_dir, config, fresh=fresh)  # refuses another config's directory before any progress is shown
-  progress = UnitProgress(len(rebound.units(config)), label)
-  try:
-    run_dir = rebound.run(config, out_dir, progress=progress)
-  finally:
-    progress.close()
-  summary = rebound_summary.summarize(config, run_dir)
-  records.write_json(out_dir / "summary.json", {**records.provenance(config, seed=config.seed),
-                                                 "seconds": round(time.perf_counter() - start, 1),
-                                                 "summary": summary})
-  return summary
+  return experiment_runner.run_with_progress(config, out_dir, fresh=fresh, label=label, units=rebound.units,
+                                             run=rebound.run, summarize=rebound_summary.summarize)
 
 
 def run(args: argparse.Namespace, experiment: str) -> int:

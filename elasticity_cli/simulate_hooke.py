@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import time
 
-from elasticity_cli.progress import UnitProgress
-from theory import records
+from elasticity_cli import experiment_runner
 from toy_models import config_io, hooke, hooke_summary
 from toy_models.hooke_config import HookeConfig
-from toy_models.run_dir import RunDir
 
 HELP = ("Hooke's law in trained toy models: for each k, pre-train/align, perturb with growing l, record Δγ_p, "
         "Δγ_a and the slope of log|Δγ_a/Δγ_p| against log k (joint and sequential regimes, each model kind)")
@@ -84,18 +81,8 @@ def config_from_args(args: argparse.Namespace) -> HookeConfig:
 
 def run_experiment(config: HookeConfig, out_dir: pathlib.Path, *, fresh: bool = False) -> dict:
   """Runs (or resumes) the experiment with a progress bar, saves summary.json, returns the summary."""
-  start = time.perf_counter()
-  RunDir(out_dir, config, fresh=fresh)  # refuses another config's directory before any progress is shown
-  progress = UnitProgress(len(hooke.units(config)), "hooke")
-  try:
-    run_dir = hooke.run(config, out_dir, progress=progress)
-  finally:
-    progress.close()
-  summary = hooke_summary.summarize(config, run_dir)
-  records.write_json(out_dir / "summary.json", {**records.provenance(config, seed=config.seed),
-                                                 "seconds": round(time.perf_counter() - start, 1),
-                                                 "summary": summary})
-  return summary
+  return experiment_runner.run_with_progress(config, out_dir, fresh=fresh, label="hooke", units=hooke.units,
+                                             run=hooke.run, summarize=hooke_summary.summarize)
 
 
 def run(args: argparse.Namespace) -> int:

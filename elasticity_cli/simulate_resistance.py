@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import time
 
-from elasticity_cli.progress import UnitProgress
+from elasticity_cli import experiment_runner
 from elasticity_cli.rebound_command import names, sizes
-from theory import records
 from toy_models import config_io, resistance, resistance_summary
 from toy_models.resistance_config import ResistanceConfig
-from toy_models.run_dir import RunDir
 
 HELP = ("Resistance (paper Table 1): SFT with checkpoints θ1..θ3, then forward (earlier on later outputs) against "
         "inverse (later on earlier) alignment for 3 datasets x 3 model sizes x 3 pairs; loss, entropy-free excess, KL")
@@ -59,18 +56,8 @@ def config_from_args(args: argparse.Namespace) -> ResistanceConfig:
 
 def run_experiment(config: ResistanceConfig, out_dir: pathlib.Path, *, fresh: bool = False) -> dict:
   """Runs (or resumes) the experiment with a progress bar, saves summary.json, returns the summary."""
-  start = time.perf_counter()
-  RunDir(out_dir, config, fresh=fresh)  # refuses another config's directory before any progress is shown
-  progress = UnitProgress(len(resistance.units(config)), "resistance")
-  try:
-    run_dir = resistance.run(config, out_dir, progress=progress)
-  finally:
-    progress.close()
-  summary = resistance_summary.summarize(config, run_dir)
-  records.write_json(out_dir / "summary.json", {**records.provenance(config, seed=config.seed),
-                                                 "seconds": round(time.perf_counter() - start, 1),
-                                                 "summary": summary})
-  return summary
+  return experiment_runner.run_with_progress(config, out_dir, fresh=fresh, label="resistance", units=resistance.units,
+                                             run=resistance.run, summarize=resistance_summary.summarize)
 
 
 def run(args: argparse.Namespace) -> int:

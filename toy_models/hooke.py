@@ -19,7 +19,7 @@ from toy_models import checkpoints, datasets, metrics, training
 from toy_models.datasets import ALIGN, PERTURB, PRETRAIN
 from toy_models.hooke_config import HookeConfig
 from toy_models.models import build_model
-from toy_models.run_dir import RunDir
+from toy_models.run_dir import RunDir, run_units
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,16 +165,4 @@ def run(config: HookeConfig, out_dir: str | os.PathLike, *, fresh: bool = False,
     Ji et al., "Language Models Resist Alignment", ACL 2025, Thm. 4.2 and Section 5.
   """
   run_dir = RunDir(out_dir, config, fresh=fresh)
-  todo = units(config)
-  for index, unit in enumerate(todo):
-    if run_dir.done(unit.name):
-      if progress is not None:
-        progress.unit_finished(unit, skipped=True)
-      continue
-    if progress is not None:
-      progress.unit_started(unit, index, len(todo))
-    summary, arrays = run_unit(config, unit, run_dir, None if progress is None else progress.steps)
-    run_dir.save(unit.name, summary, arrays)
-    if progress is not None:
-      progress.unit_finished(unit, skipped=False)
-  return run_dir
+  return run_units(run_dir, units(config), lambda unit, steps: run_unit(config, unit, run_dir, steps), progress)

@@ -20,7 +20,7 @@ from toy_models import checkpoints, datasets, metrics, training
 from toy_models.datasets import ALIGN, PERTURB, PRETRAIN
 from toy_models.models import build_model
 from toy_models.rebound_config import ORDERS, ReboundConfig
-from toy_models.run_dir import RunDir
+from toy_models.run_dir import RunDir, run_units
 
 POSITIVE, NEGATIVE = ALIGN, PERTURB  # source rows of the two behaviours (aligned and unaligned subtrees).
 LN2 = float(np.log(2.0))
@@ -208,16 +208,4 @@ def run(config: ReboundConfig, out_dir: str | os.PathLike, *, fresh: bool = Fals
     Ji et al., "Language Models Resist Alignment", ACL 2025, Section 5.2, Fig. 4-6 and Appendix Table 3.
   """
   run_dir = RunDir(out_dir, config, fresh=fresh)
-  todo = units(config)
-  for index, unit in enumerate(todo):
-    if run_dir.done(unit.name):
-      if progress is not None:
-        progress.unit_finished(unit, skipped=True)
-      continue
-    if progress is not None:
-      progress.unit_started(unit, index, len(todo))
-    summary, arrays = run_unit(config, unit, run_dir, None if progress is None else progress.steps)
-    run_dir.save(unit.name, summary, arrays)
-    if progress is not None:
-      progress.unit_finished(unit, skipped=False)
-  return run_dir
+  return run_units(run_dir, units(config), lambda unit, steps: run_unit(config, unit, run_dir, steps), progress)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from toy_models import datasets, sources
-from toy_models.model_config import ModelConfig
+from toy_models.model_config import ModelConfig, transformer_sizes
 from toy_models.stage_config import StageConfig
 
 ORDERS = ("positive_first", "negative_first")
@@ -79,12 +79,7 @@ class ReboundConfig:
         raise ValueError(f"{name}={list(values)} is not allowed; allowed: distinct values of {', '.join(allowed)}")
     if self.param is not None and len(self.families) != 1:
       raise ValueError(f"param={self.param} with families={list(self.families)}; allowed: a param with one family")
-    if not self.model_sizes or len(set(self.model_sizes)) != len(self.model_sizes):
-      raise ValueError(f"model_sizes={list(self.model_sizes)} is not allowed; allowed: distinct (width, layers) pairs")
-    for size in self.model_sizes:
-      if len(size) != 2:
-        raise ValueError(f"model size {size!r} is not allowed; allowed: a (width, layers) pair")
-      self.model_config(size)
+    transformer_sizes(self.model_sizes, heads=self.heads, dtype=self.dtype)
     if not self.pretrain_masses or len(set(self.pretrain_masses)) != len(self.pretrain_masses):
       raise ValueError(f"pretrain_masses={list(self.pretrain_masses)} is not allowed; allowed: distinct masses")
     for mass in self.pretrain_masses:
@@ -110,8 +105,7 @@ class ReboundConfig:
 
   def model_config(self, size: tuple[int, int]) -> ModelConfig:
     """The transformer of one (width, layers) size."""
-    width, layers = size
-    return ModelConfig(kind="transformer", width=width, layers=layers, heads=self.heads, dtype=self.dtype)
+    return transformer_sizes((size,), heads=self.heads, dtype=self.dtype)[0]
 
   def source(self, family: str, repetition: int) -> datasets.SourceConfig:
     """Sources of repetition `repetition`: D_p on the whole tree, positive and negative behaviour sources."""

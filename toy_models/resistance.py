@@ -18,7 +18,7 @@ from theory import token_tree
 from toy_models import datasets, metrics, training
 from toy_models.models import build_model
 from toy_models.resistance_config import PAIRS, ResistanceConfig
-from toy_models.run_dir import RunDir
+from toy_models.run_dir import RunDir, run_units
 
 LN2 = float(np.log(2.0))
 
@@ -146,16 +146,4 @@ def run(config: ResistanceConfig, out_dir: str | os.PathLike, *, fresh: bool = F
     Ji et al., "Language Models Resist Alignment", ACL 2025, Section 5.1, Table 1 and Appendix Table 2.
   """
   run_dir = RunDir(out_dir, config, fresh=fresh)
-  todo = units(config)
-  for index, unit in enumerate(todo):
-    if run_dir.done(unit.name):
-      if progress is not None:
-        progress.unit_finished(unit, skipped=True)
-      continue
-    if progress is not None:
-      progress.unit_started(unit, index, len(todo))
-    summary, arrays = run_unit(config, unit, None if progress is None else progress.steps)
-    run_dir.save(unit.name, summary, arrays)
-    if progress is not None:
-      progress.unit_finished(unit, skipped=False)
-  return run_dir
+  return run_units(run_dir, units(config), lambda unit, steps: run_unit(config, unit, steps), progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from toy_models import datasets, sources
-from toy_models.model_config import ModelConfig
+from toy_models.model_config import ModelConfig, transformer_sizes
 from toy_models.stage_config import StageConfig
 
 OUTPUTS = ("exact", "sampled")
@@ -56,12 +56,7 @@ class ResistanceConfig:
       if bad or not values or len(set(values)) != len(values):
         raise ValueError(f"{name}={list(values) if name == 'datasets' else values[0]!r} is not allowed; allowed: "
                          f"{'distinct values of ' if name == 'datasets' else ''}{', '.join(allowed)}")
-    if not self.model_sizes or len(set(self.model_sizes)) != len(self.model_sizes):
-      raise ValueError(f"model_sizes={list(self.model_sizes)} is not allowed; allowed: distinct (width, layers) pairs")
-    for size in self.model_sizes:
-      if len(size) != 2:
-        raise ValueError(f"model size {size!r} is not allowed; allowed: a (width, layers) pair")
-      self.model_config(size)
+    transformer_sizes(self.model_sizes, heads=self.heads, dtype=self.dtype)
     for name in ("seeds", "output_samples"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -83,8 +78,7 @@ class ResistanceConfig:
 
   def model_config(self, size: tuple[int, int]) -> ModelConfig:
     """The transformer of one (width, layers) size."""
-    width, layers = size
-    return ModelConfig(kind="transformer", width=width, layers=layers, heads=self.heads, dtype=self.dtype)
+    return transformer_sizes((size,), heads=self.heads, dtype=self.dtype)[0]
 
   def source(self, dataset: str, repetition: int):
     """(D_p, alignment source) leaf distributions of one dataset and repetition, each of shape (n_leaves,)."""

@@ -63,3 +63,24 @@ class RunDir:
   def checkpoint_path(self, name: str) -> pathlib.Path:
     """Where a checkpoint of this run goes."""
     return self.path / "checkpoints" / f"{name}.npz"
+
+
+def run_units(run_dir: RunDir, todo: list, run_unit, progress=None) -> RunDir:
+  """Runs run_unit(unit, steps_progress) -> (summary, arrays) for every unit of `todo` not yet saved in `run_dir`,
+  saving each as soon as it finishes (an interrupted run loses no finished unit); returns run_dir.
+
+  `progress` is an optional object with unit_started(unit, index, total), steps(done, total, label) and
+  unit_finished(unit, skipped) methods (the CLI's progress bar); units need a `name`.
+  """
+  for index, unit in enumerate(todo):
+    if run_dir.done(unit.name):
+      if progress is not None:
+        progress.unit_finished(unit, skipped=True)
+      continue
+    if progress is not None:
+      progress.unit_started(unit, index, len(todo))
+    summary, arrays = run_unit(unit, None if progress is None else progress.steps)
+    run_dir.save(unit.name, summary, arrays)
+    if progress is not None:
+      progress.unit_finished(unit, skipped=False)
+  return run_dir
