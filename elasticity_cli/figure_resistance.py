@@ -11,40 +11,59 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from theory import records  # noqa: E402
-from toy_models import config_io, resistance_summary  # noqa: E402
-from toy_models.resistance_config import ResistanceConfig  # noqa: E402
-from toy_models.run_dir import RunDir  # noqa: E402
 
 DATA_NAME = "resistance"
-FILE = "resistance.png"
+FILE = "resistance.png"  # the name tests/test_reproduce.py and the verdicts block expect.
+PANELS = (("loss_nats_per_token", "final training loss\n(nats/token)"),
+          ("excess_nats_per_token", "loss − target entropy\n(nats/token)"))
 
 
 def draw(data_root: pathlib.Path, figures_dir: pathlib.Path, name: str = DATA_NAME) -> list[pathlib.Path]:
-  """Two panels, final loss and entropy-free excess (nats per token), forward and inverse bars with 95% CIs for
-  every (dataset, size, pair) cell; returns [] when data_root/name holds no run."""
-  path = pathlib.Path(data_root) / name
-  if not (path / "config.json").exists():
+  """Draws forward and inverse final loss and entropy-free excess (mean ± 95% CI over seeds, points with error
+  bars) for every (dataset, size, pair) cell, from data_root/name/summary.json only.
+
+  Args:
+    data_root: folder of saved runs (e.g. figures/data).
+    figures_dir: where the figure goes (created).
+    name: the run's folder under data_root.
+
+  Returns:
+    [figures_dir / FILE], or [] when data_root/name has no summary.json or no finished cell.
+
+  References:
+    Ji et al., "Language Models Resist Alignment", ACL 2025, Table 1.
+  """
+  path = pathlib.Path(data_root) / name / "summary.json"
+  if not path.exists():
     return []
-  config = config_io.build(ResistanceConfig, records.read_json(path / "config.json")["config"])
-  summary = resistance_summary.summarize(config, RunDir(path, config))
-  rows = summary["rows"]
+  summary = records.read_json(path)["summary"]
+  rows = summary.get("rows", [])
   if not rows:
     return []
-  fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 0.45 * len(rows)), 6.4), sharex=True)
+  fig, axes = plt.subplots(len(PANELS), 1, figsize=(max(8.0, 0.42 * len(rows)), 6.4), sharex=True)
   x = np.arange(len(rows))
-  for ax, quantity, label in ((axes[0], "loss_nats_per_token", "final training loss (nats/token)"),
-                              (axes[1], "excess_nats_per_token", "loss − target entropy (nats/token)")):
-    for offset, direction, color in ((-0.2, "forward", "C0"), (0.2, "inverse", "C3")):
-      mean = [r[f"{direction}_{quantity}"]["mean"] for r in rows]
-      half = np.nan_to_num([r[f"{direction}_{quantity}"]["ci95"] for r in rows])
-      ax.bar(x + offset, mean, 0.4, yerr=half, color=color, alpha=0.8, capsize=2,
-             label=f"{direction} ({'earlier on later' if direction == 'forward' else 'later on earlier'})")
+  for ax, (quantity, label) in zip(axes, PANELS, strict=True):
+    low, high = [], []
+    for offset, direction, color, text in ((-0.2, "forward", "C0", "forward (θ_early on θ_late's outputs)"),
+                                           (0.2, "inverse", "C3", "inverse (θ_late on θ_early's outputs)")):
+      mean = np.array([row[f"{direction}_{quantity}"]["mean"] for row in rows])
+      half = np.nan_to_num([row[f"{direction}_{quantity}"]["ci95"] for row in rows])
+      ax.errorbar(x + offset, mean, yerr=half, fmt="o", markersize=3, color=color, capsize=2, label=text)
+      low.append(np.min(mean - half))
+      high.append(np.max(mean + half))
+    span = max(high) - min(low)
+    ax.set_ylim(min(low) - 0.05 * span, max(high) + 0.3 * span)  # headroom for the legend
     ax.set_ylabel(label, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
-  axes[0].set_title("Resistance: forward vs inverse alignment between SFT checkpoints (mean ± 95% CI over seeds)",
-                    fontsize=9)
-  axes[1].set_xticks(x, [f"{r['unit']} {r['pair']}" for r in rows], rotation=90, fontsize=6)
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
+  for boundary in np.flatnonzero([a["unit"] != b["unit"] for a, b in zip(rows[:-1], rows[1:], strict=True)]) + 0.5:
+    for ax in axes:
+      ax.axvline(boundary, color="0.7", linewidth=0.6)
+  counts = ", ".join(f"{key}: inverse lower in {stats['cells_inverse_lower']}/{stats['cells']} cells"
+                     for key, stats in summary.get("statistics", {}).items() if "cells" in stats)
+  axes[0].set_title(f"Resistance: forward vs inverse alignment between SFT checkpoints (mean ± 95% CI over seeds)\n"
+                    f"{counts}", fontsize=9)
+  axes[-1].set_xticks(x, [f"{row['unit']} {row['pair']}" for row in rows], rotation=90, fontsize=6)
   fig.tight_layout()
   figures_dir = pathlib.Path(figures_dir)
   figures_dir.mkdir(parents=True, exist_ok=True)

@@ -21,23 +21,29 @@ FLAGS = (  # (flag, config field, type, help)
     ("--seeds", "seeds", int, "number of seeds (default 5)"),
     ("--seed", "seed", int, "first seed (default 0)"),
     ("--depth", "depth", int, "token-tree depth, 2..16 (default 8)"),
+    ("--pretrain-family", "pretrain_family", str, "source family of the pre-training data (default pareto)"),
     ("--pretrain-mass", "pretrain_mass", float, "pre-training responses (default 5000)"),
     ("--align-mass", "align_mass", float, "responses of each alignment dataset (default 2000)"),
-    ("--outputs", "outputs", str, "checkpoint datasets: exact distributions or sampled (default exact)"),
+    ("--outputs", "outputs", str, "checkpoint datasets: exact distributions (default) or sampled"),
     ("--output-samples", "output_samples", int, "responses per checkpoint dataset when sampled (default 2000)"),
     ("--dtype", "dtype", str, "float64 (default) or float32 parameters"),
+)
+STAGE_FLAGS = (  # (flag, stage field of the config, StageConfig field, type, help)
+    ("--sft-steps", "sft", "steps", int, "steps of the SFT run θ1..θ3 lie on (default 60)"),
+    ("--transfer-steps", "transfer", "steps", int, "steps of forward and inverse alignment (default 100)"),
+    ("--transfer-learning-rate", "transfer", "learning_rate", float,
+     "learning rate of forward and inverse alignment (default 0.003)"),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  """Registers every main knob of ResistanceConfig, plus --config, --sft-steps, --transfer-steps, --out-dir."""
+  """Registers the main knobs of ResistanceConfig as flags, plus --config, --out-dir and --fresh."""
   parser.add_argument("--config", type=pathlib.Path, default=None,
                       help="TOML file with ResistanceConfig fields (flags given as well override it)")
   for flag, field, kind, text in FLAGS:
     parser.add_argument(flag, dest=field, type=kind, default=None, help=text)
-  parser.add_argument("--sft-steps", type=int, default=None, help="steps of the SFT run θ1..θ3 lie on (default 60)")
-  parser.add_argument("--transfer-steps", type=int, default=None,
-                      help="steps of forward and inverse alignment (default 100)")
+  for flag, _, _, kind, text in STAGE_FLAGS:
+    parser.add_argument(flag, type=kind, default=None, help=text)
   parser.add_argument("--out-dir", type=pathlib.Path, default=DEFAULT_OUT,
                       help=f"run directory (default {DEFAULT_OUT}); finished units there are reused")
   parser.add_argument("--fresh", action="store_true", help="discard earlier results in --out-dir first")
@@ -46,18 +52,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> ResistanceConfig:
   """The ResistanceConfig of a command line: defaults, then --config's file, then the flags."""
   overrides = {field: getattr(args, field) for _, field, _, _ in FLAGS if getattr(args, field) is not None}
-  for flag, stage in (("sft_steps", "sft"), ("transfer_steps", "transfer")):
-    if getattr(args, flag) is not None:
-      overrides[stage] = {"steps": getattr(args, flag)}
+  for flag, stage, field, _, _ in STAGE_FLAGS:
+    value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+    if value is not None:
+      overrides.setdefault(stage, {})[field] = value
   if args.config is not None:
     return config_io.load_toml(ResistanceConfig, args.config, overrides)
   return config_io.with_overrides(ResistanceConfig(), overrides)
 
 
 def run_experiment(config: ResistanceConfig, out_dir: pathlib.Path, *, fresh: bool = False) -> dict:
-  """Runs (or resumes) the experiment with a progress bar, saves summary.json, returns the summary."""
-  return experiment_runner.run_with_progress(config, out_dir, fresh=fresh, label="resistance", units=resistance.units,
-                                             run=resistance.run, summarize=resistance_summary.summarize)
+  """Runs (or resumes) the experiment with a progress bar, saves summary.json, returns the summary.
+
+  Args:
+    config: the experiment's config.
+    out_dir: the run directory (units/, checkpoints/, config.json, summary.json).
+    fresh: discard earlier results in out_dir first.
+
+  Returns:
+    toy_models.resistance_summary.summarize of the run (also saved in out_dir/summary.json under 'summary', with
+    the config, seed, package versions, git commit and the seconds this call took).
+
+  References:
+    Ji et al., "Language Models Resist Alignment", ACL 2025, Table 1.
+  """
+  return experiment_runner.run_with_progress(config, pathlib.Path(out_dir), fresh=fresh, label="resistance",
+                                             units=resistance.units, run=resistance.run,
+                                             summarize=resistance_summary.summarize)
 
 
 def run(args: argparse.Namespace) -> int:

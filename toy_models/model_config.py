@@ -51,10 +51,10 @@ class ModelConfig:
 
 def transformer_sizes(sizes, *, heads: int, dtype: str) -> tuple[ModelConfig, ...]:
   """The transformers of (width, layers) pairs; one-line ValueError for an empty, repeated or malformed list."""
-  sizes = tuple(tuple(size) for size in sizes)
+  sizes = tuple(tuple(size) if isinstance(size, tuple | list) else size for size in sizes)
+  bad = [size for size in sizes if not isinstance(size, tuple) or len(size) != 2]
+  if bad:
+    raise ValueError(f"model size {bad[0]!r} is not allowed; allowed: a (width, layers) pair")
   if not sizes or len(set(sizes)) != len(sizes):
     raise ValueError(f"model_sizes={[list(s) for s in sizes]} is not allowed; allowed: distinct (width, layers) pairs")
-  bad = [size for size in sizes if len(size) != 2]
-  if bad:
-    raise ValueError(f"model size {list(bad[0])} is not allowed; allowed: a (width, layers) pair")
   return tuple(ModelConfig(kind="transformer", width=w, layers=n, heads=heads, dtype=dtype) for w, n in sizes)

@@ -1,26 +1,35 @@
 """The resistance experiment in trained toy transformers: forward against inverse alignment (paper Table 1).
 
-Per seed, alignment dataset and model size: pre-train, SFT on the alignment dataset with checkpoints θ1, θ2, θ3
-along one run, then for each pair (θi, θj), i < j, train θi on θj's outputs (forward alignment) and θj on θi's
-(inverse alignment) for the same budget and minibatch stream. The paper predicts a lower final training loss for
-inverse alignment: a model returns to an earlier state more easily than it moves to a later one.
+Per seed, alignment dataset and model size: pre-train (once per size and seed, shared by every dataset), SFT on
+the alignment dataset with checkpoints θ1, θ2, θ3 along one run, then for each pair (θi, θj), i < j, train θi on
+θj's outputs (forward alignment) and θj on θi's (inverse alignment) for the same budget and minibatch stream. The
+paper predicts a lower final training loss for inverse alignment: a model returns to an earlier state more easily
+than it moves to a later one.
+
+Every stage trains 3 * seeds runs in one vmapped call (pre-training: three identical copies per seed, which SFT
+stops after θ1's, θ2's and θ3's steps; forward and inverse: one run per seed and pair), so a model size compiles
+its training loop once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from theory import token_tree
-from toy_models import datasets, metrics, training
-from toy_models.models import build_model
+from toy_models import checkpoints, datasets, metrics, training
+from toy_models.models import Model, build_model
 from toy_models.resistance_config import PAIRS, ResistanceConfig
 from toy_models.run_dir import RunDir, run_units
 
 LN2 = float(np.log(2.0))
+PRETRAIN_STAGE, SFT_STAGE, TRANSFER_STAGE = 0, 1, 2  # folded into each seed's key, one stream per stage.
+PRETRAIN_STREAM, ALIGN_STREAM, OUTPUT_STREAM = 0, 10, 100  # offsets of the numpy seeds of the samples.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,26 +50,61 @@ def units(config: ResistanceConfig) -> list[Unit]:
   return [Unit(d, tuple(s)) for d in config.datasets for s in config.model_sizes]
 
 
-def _keys(config: ResistanceConfig, stage: int, count: int) -> jax.Array:
-  """`count` keys per seed for stage `stage`, seed-major."""
-  return jax.numpy.concatenate([jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed + r), stage), count)
-                                for r in range(config.seeds)])
+def _sample_seed(config: ResistanceConfig, repetition: int, stream: int) -> int:
+  """The numpy seed of one sample of one repetition (streams: PRETRAIN_STREAM, ALIGN_STREAM + ..., ...)."""
+  return 1000 * (config.seed + repetition) + stream
 
 
-def _repeat(params, count: int):
-  return jax.tree_util.tree_map(lambda p: jax.numpy.repeat(p, count, axis=0), params)
+def _seed_keys(config: ResistanceConfig, *path: int) -> list[jax.Array]:
+  """One key per seed: PRNGKey(seed + repetition) folded with `path` (stage, then dataset or pair)."""
+  keys = []
+  for repetition in range(config.seeds):
+    key = jax.random.PRNGKey(config.seed + repetition)
+    for item in path:
+      key = jax.random.fold_in(key, item)
+    keys.append(key)
+  return keys
 
 
 def token_entropy_nats(weights: np.ndarray, depth: int) -> np.ndarray:
-  """The smallest SFT loss on data with leaf weights `weights`: sum w (-ln w) / sum w |x|, nats per token (...,)."""
+  """The smallest SFT loss on data with leaf weights `weights`: sum p (-ln p) / sum p |x| in nats per token.
+
+  Args:
+    weights: leaf weights (..., 2**depth - 1), normalised here.
+    depth: tree depth (|x| counts EOS).
+
+  Returns:
+    Shape (...,): the loss a model equal to the data's distribution reaches, below every other model's.
+
+  References:
+    Cover & Thomas, "Elements of Information Theory", 2nd ed., Thm. 2.6.3 (Gibbs' inequality).
+  """
   probs = datasets.empirical(weights)
   terms = np.zeros_like(probs)
   np.multiply(-probs, np.log(probs, where=probs > 0, out=np.zeros_like(probs)), out=terms, where=probs > 0)
   return terms.sum(axis=-1) / (probs @ token_tree.response_lengths(depth))
 
 
+def tokens_per_response(weights: np.ndarray, depth: int) -> np.ndarray:
+  """Mean response length E_p|x| (tokens, EOS counted) of the data with leaf weights `weights`, shape (...,)."""
+  return datasets.empirical(weights) @ token_tree.response_lengths(depth).astype(np.float64)
+
+
 def kl_target_nats(target: np.ndarray, log2q: np.ndarray) -> np.ndarray:
-  """KL(target ‖ model) in nats per response, target a leaf distribution (..., n) and log2q the model's."""
+  """KL(target ‖ model) = sum_x p(x) ln(p(x) / q(x)) in nats per response.
+
+  Args:
+    target: leaf weights of the training data (..., n), normalised here to p.
+    log2q: the model's log2-probabilities of every leaf (..., n).
+
+  Returns:
+    Shape (...,): the training loss's excess over the data's entropy, per response (loss - entropy per token
+    times E_p|x|); +inf where p puts mass on a leaf the model gives probability 0.
+
+  References:
+    Kullback & Leibler, "On information and sufficiency", Ann. Math. Stat. 1951; Ji et al., "Language Models
+    Resist Alignment", ACL 2025, Appendix Table 2 (KL change).
+  """
   probs = datasets.empirical(target)
   log_target = np.log(probs, where=probs > 0, out=np.zeros_like(probs))
   terms = np.zeros(np.broadcast_shapes(probs.shape, np.shape(log2q)))
@@ -68,64 +112,122 @@ def kl_target_nats(target: np.ndarray, log2q: np.ndarray) -> np.ndarray:
   return terms.sum(axis=-1)
 
 
-def run_unit(config: ResistanceConfig, unit: Unit, progress=None) -> tuple[dict, dict]:
+def unit_data(config: ResistanceConfig, dataset: str) -> dict[str, np.ndarray]:
+  """Leaf counts of every seed's datasets: 'pretrain' (seeds, n) from D_p and 'align' (seeds, n) from `dataset`.
+
+  D_p's sample depends on the seed only (every dataset and size shares the pre-trained model); the alignment
+  sample also on the dataset.
+  """
+  index = config.datasets.index(dataset)
+  pretrain, align = [], []
+  for repetition in range(config.seeds):
+    pretrain_probs, align_probs = config.source(dataset, repetition)
+    pretrain.append(datasets.sample_counts(pretrain_probs, [config.pretrain_mass], sampling="sampled",
+                                           seed=_sample_seed(config, repetition, PRETRAIN_STREAM))[0])
+    align.append(datasets.sample_counts(align_probs, [config.align_mass], sampling="sampled",
+                                        seed=_sample_seed(config, repetition, ALIGN_STREAM + index))[0])
+  return {"pretrain": np.stack(pretrain), "align": np.stack(align)}
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init_fn(model: Model):
+  return jax.jit(model.init)
+
+
+def _jitted_init(model: Model, keys: jax.Array) -> dict:
+  """The parameters training.init_params gives (one run per key), from model.init compiled once per model.
+
+  Compiled per key rather than vmapped: initialising op by op, or compiling the vmapped initialiser, costs several
+  seconds more of compilation (random normals in float64) on a CPU.
+  """
+  runs = [_jitted_init_fn(model)(key) for key in keys]
+  return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *runs)
+
+
+def _pretrained(config: ResistanceConfig, model: Model, size: tuple[int, int], pretrain: np.ndarray,
+                run_dir: RunDir | None, progress) -> dict:
+  """Pre-trained parameters, 3 identical copies per seed (seed-major); saved in run_dir and reused by every dataset."""
+  keys = jnp.stack([key for key in _seed_keys(config, PRETRAIN_STAGE) for _ in range(3)])
+  init = functools.partial(_jitted_init, model)
+  path = None if run_dir is None else run_dir.checkpoint_path(f"pretrain_w{size[0]}L{size[1]}")
+  if path is not None and path.exists():
+    return checkpoints.load_params(path, jax.eval_shape(init, keys))
+  params = init(keys)
+  steps = np.full(len(keys), config.pretrain.steps_for(config.pretrain_mass))
+  params, _ = training.train_batch(model, config.pretrain, params, np.repeat(pretrain, 3, axis=0), steps, keys=keys,
+                                   progress=progress, label=f"w{size[0]}L{size[1]} pretrain")
+  if path is not None:
+    checkpoints.save_params(path, params)
+  return params
+
+
+def _checkpoint_outputs(config: ResistanceConfig, theta_log2q: np.ndarray, index: int) -> np.ndarray:
+  """Each checkpoint's outputs as leaf weights (seeds, 3, n): its exact distribution, or a sample of it."""
+  exact = datasets.empirical(np.exp2(theta_log2q))  # renormalised against float error only
+  if config.outputs == "exact":
+    return exact
+  return np.stack([[datasets.sample_counts(exact[s, i], [config.output_samples], sampling="sampled",
+                                           seed=_sample_seed(config, s, OUTPUT_STREAM + 10 * index + i))[0]
+                    for i in range(3)] for s in range(config.seeds)])
+
+
+def run_unit(config: ResistanceConfig, unit: Unit, run_dir: RunDir | None = None, progress=None) -> tuple[dict, dict]:
   """Trains and measures one unit; returns (summary, arrays) as saved.
 
-  Arrays with a pair axis have shape (seeds, 3 pairs); 'forward_*' and 'inverse_*': final training loss (nats
-  per token), the target's smallest possible loss (its entropy per token), the excess (loss - entropy, the
-  entropy-free part), and KL(target ‖ model) in nats per response before and after training.
+  Args:
+    config: the experiment's config.
+    unit: the dataset and model size.
+    run_dir: where the pre-trained checkpoint of the unit's size is saved and reused (None: not saved).
+    progress: optional callable(done_steps, total_steps, label).
+
+  Returns:
+    The unit's summary (names, parameter count) and arrays. Arrays with a pair axis have shape (seeds, 3) in
+    PAIRS order, for each direction ('forward_' and 'inverse_'): loss_nats_per_token (the final training loss,
+    exact over every response), target_entropy_nats_per_token (the smallest loss possible on that target),
+    excess_nats_per_token (their difference, >= 0), target_tokens_per_response, kl_before_nats and kl_after_nats
+    (KL(target ‖ model) in nats per response at the start and the end of training), steps and learning_rate.
+    Also theta_log2q_bits (seeds, 3, n), checkpoint_steps (3,) and theta_positive_score (seeds, 3).
+
+  References:
+    Ji et al., "Language Models Resist Alignment", ACL 2025, Section 5.1, Table 1 and Appendix Table 2.
   """
   model = build_model(config.model_config(unit.size), config.depth)
-  n_seeds = config.seeds
-  pretrain_probs, align_probs = zip(*(config.source(unit.dataset, r) for r in range(n_seeds)), strict=True)
-  base = [1000 * (config.seed + r) for r in range(n_seeds)]
-  pretrain = np.stack([datasets.sample_counts(p, [config.pretrain_mass], seed=b, sampling="sampled")[0]
-                       for p, b in zip(pretrain_probs, base, strict=True)])
-  align = np.stack([datasets.sample_counts(p, [config.align_mass], seed=b + 1, sampling="sampled")[0]
-                    for p, b in zip(align_probs, base, strict=True)])
+  index = config.datasets.index(unit.dataset)
+  n_seeds, n_pairs = config.seeds, len(PAIRS)
+  data = unit_data(config, unit.dataset)
+  params = _pretrained(config, model, unit.size, data["pretrain"], run_dir, progress)
 
-  keys = _keys(config, 0, 1)
-  params = training.init_params(model, keys)
-  steps = np.full(n_seeds, config.pretrain.steps_for(config.pretrain_mass))
-  params, _ = training.train_batch(model, config.pretrain, params, pretrain, steps, keys=keys, progress=progress,
-                                   label=f"{unit.name} pretrain")
-
-  # θ1, θ2, θ3: one SFT run per seed, stopped after each checkpoint's steps (same key, constant schedule).
+  # θ1, θ2, θ3: copy c of a seed stops after checkpoint c's steps; same key and constant schedule, so one run.
   checkpoint_steps = np.asarray(config.checkpoint_steps())
-  sft_keys = jax.numpy.repeat(_keys(config, 1, 1), 3, axis=0)
-  thetas, _ = training.train_batch(model, config.sft, _repeat(params, 3), np.repeat(align, 3, axis=0),
+  sft_keys = jnp.stack([key for key in _seed_keys(config, SFT_STAGE, index) for _ in range(3)])
+  thetas, _ = training.train_batch(model, config.sft, params, np.repeat(data["align"], 3, axis=0),
                                    np.tile(checkpoint_steps, n_seeds), keys=sft_keys, progress=progress,
                                    label=f"{unit.name} sft")
   theta_log2q = metrics.leaf_log2_probs(model, thetas).reshape(n_seeds, 3, -1)
-  outputs = np.exp2(theta_log2q)  # exact output distributions
-  if config.outputs == "sampled":
-    outputs = np.stack([[datasets.sample_counts(outputs[s, i] / outputs[s, i].sum(), [config.output_samples],
-                                                seed=base[s] + 10 + i, sampling="sampled")[0] for i in range(3)]
-                        for s in range(n_seeds)])
+  outputs = _checkpoint_outputs(config, theta_log2q, index)
 
-  # Runs, seed-major: for each pair, forward (start at the earlier, fit the later) then inverse.
-  starts, targets = [], []
-  for s in range(n_seeds):
-    for early, late in PAIRS:
-      starts += [3 * s + early, 3 * s + late]
-      targets += [outputs[s, late], outputs[s, early]]
-  targets = np.stack(targets)
-  start_params = jax.tree_util.tree_map(lambda p: p[np.asarray(starts)], thetas)
-  start_log2q = theta_log2q.reshape(3 * n_seeds, -1)[np.asarray(starts)]
-  pair_keys = jax.numpy.repeat(_keys(config, 2, len(PAIRS)), 2, axis=0)  # forward and inverse share a stream
-  steps = np.full(len(starts), config.transfer.steps)
-  trained, losses = training.train_batch(model, config.transfer, start_params, targets, steps, keys=pair_keys,
-                                         progress=progress, label=f"{unit.name} forward/inverse")
-  final_log2q = metrics.leaf_log2_probs(model, trained)
-  entropy = token_entropy_nats(targets, config.depth)
-  shape = (n_seeds, len(PAIRS), 2)
-  values = {"loss_nats_per_token": losses, "target_entropy_nats_per_token": entropy,
-            "excess_nats_per_token": losses - entropy, "kl_before_nats": kl_target_nats(targets, start_log2q),
-            "kl_after_nats": kl_target_nats(targets, final_log2q)}
+  # Runs (seed, pair), seed-major; forward and inverse of a pair share the key (the same minibatch draws).
+  pair_keys = jnp.stack([jax.random.fold_in(key, p) for key in _seed_keys(config, TRANSFER_STAGE, index)
+                         for p in range(n_pairs)])
+  seed_index = np.repeat(np.arange(n_seeds), n_pairs)
+  early, late = (np.tile([pair[k] for pair in PAIRS], n_seeds) for k in (0, 1))
   arrays = {}
-  for name, value in values.items():
-    value = np.asarray(value).reshape(shape)
-    arrays[f"forward_{name}"], arrays[f"inverse_{name}"] = value[..., 0], value[..., 1]
+  for direction, start, goal in (("forward", early, late), ("inverse", late, early)):
+    start_params = jax.tree_util.tree_map(lambda p, s=start: p[3 * seed_index + s], thetas)
+    targets = outputs[seed_index, goal]
+    steps = np.full(len(start), config.transfer.steps)
+    rates = np.full(len(start), config.transfer.learning_rate)
+    trained, losses = training.train_batch(model, config.transfer, start_params, targets, steps, keys=pair_keys,
+                                           learning_rates=rates, progress=progress,
+                                           label=f"{unit.name} {direction}")
+    entropy = token_entropy_nats(targets, config.depth)
+    values = {"loss_nats_per_token": losses, "target_entropy_nats_per_token": entropy,
+              "excess_nats_per_token": losses - entropy,
+              "target_tokens_per_response": tokens_per_response(targets, config.depth),
+              "kl_before_nats": kl_target_nats(targets, theta_log2q[seed_index, start]),
+              "kl_after_nats": kl_target_nats(targets, metrics.leaf_log2_probs(model, trained)),
+              "steps": steps, "learning_rate": rates}
+    arrays.update({f"{direction}_{name}": np.reshape(value, (n_seeds, n_pairs)) for name, value in values.items()})
   arrays.update(theta_log2q_bits=theta_log2q, checkpoint_steps=checkpoint_steps,
                 theta_positive_score=metrics.positive_score(theta_log2q, config.depth))
   summary = {"unit": {"dataset": unit.dataset, "size": list(unit.size)}, "name": unit.name,
@@ -140,10 +242,11 @@ def run(config: ResistanceConfig, out_dir: str | os.PathLike, *, fresh: bool = F
     config: the experiment's config.
     out_dir: the run directory (a directory holding another config's results is refused).
     fresh: discard earlier results in out_dir first.
-    progress: optional object with unit_started, steps and unit_finished methods (the CLI's progress bar).
+    progress: optional object with unit_started(unit, index, total), steps(done, total, label) and
+      unit_finished(unit, skipped) methods (the CLI's progress bar).
 
   References:
     Ji et al., "Language Models Resist Alignment", ACL 2025, Section 5.1, Table 1 and Appendix Table 2.
   """
   run_dir = RunDir(out_dir, config, fresh=fresh)
-  return run_units(run_dir, units(config), lambda unit, steps: run_unit(config, unit, steps), progress)
+  return run_units(run_dir, units(config), lambda unit, steps: run_unit(config, unit, run_dir, steps), progress)
