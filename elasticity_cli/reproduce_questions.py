@@ -28,9 +28,12 @@ def sequential_slope_answer(hooke_summary: dict, smallest_l: float) -> list[str]
       continue
     row = entry["by_l"][f"{smallest_l:g}"]
     mean, half, theory = row["slope_mean"], row["slope_ci95"], row["theory_slope"]
+    matches = np.isfinite(mean) and abs(mean - theory) <= max(half, SLOPE_MATCH)
     if not np.isfinite(mean):
       verdict = "no slope (a ratio was 0 or undefined)"
-    elif abs(mean - theory) <= max(half, SLOPE_MATCH):
+    elif matches and abs(mean) <= half:
+      verdict = f"inconclusive: the CI holds both 0 and the exact mixture's slope {theory:.3f}"
+    elif matches:
       verdict = f"matches the exact mixture's slope {theory:.3f} on the same data (1 as l -> 0)"
     elif abs(mean) <= half:
       verdict = "consistent with 0: the ratio does not scale with k"

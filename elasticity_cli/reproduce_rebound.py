@@ -30,13 +30,15 @@ COMMANDS = {
 def scale_config(experiment: str, scale: str, seed: int) -> tuple[ReboundConfig, str]:
   """The config of `experiment` at `scale` and the name of its run directory under the data root.
 
-  quick: depth 6, 3 seeds, a coarser grid (a first look in seconds); default: the experiment's defaults
+  quick: depth 6, 3 seeds, a coarser grid, one-layer sizes for model-size (a first look); default: the defaults
   (CPU, minutes); paper: depth 10, 10 seeds, larger models and budgets (documented for a GPU).
   """
   name = figure_rebound.RUNS[experiment]
   if scale == "quick":
     changes = {"depth": 6, "seeds": 3, "first_sizes": (1000, 5000), "second_sizes": (0, 100, 500, 2000),
                "seed": seed}
+    if experiment == "model-size":  # 13x in parameters: one layer each, so the quick look stays under 2 minutes.
+      changes["model_sizes"] = ((8, 1), (16, 1), (32, 1))
     if experiment == "pretrain-volume":
       changes["pretrain_masses"] = (300.0, 3000.0, 10000.0)
     if experiment == "families":

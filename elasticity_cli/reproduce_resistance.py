@@ -19,9 +19,9 @@ def scale_config(scale: str, seed: int) -> tuple[ResistanceConfig, str]:
   """The config at `scale` and its run directory name.
 
   Args:
-    scale: 'quick' (about 10 s on 2 CPU cores: depth 6, one size (width 8), 3 datasets, 3 seeds, shorter
-      stages; 9 cells), 'default' (ResistanceConfig(): 3 datasets x 3 sizes x 3 pairs = 27 cells, 5 seeds, about
-      2 minutes on 2 CPU cores) or 'paper' (for a GPU: depth 10, 10 seeds, widths 16, 32, 64 with 2 layers,
+    scale: 'quick' (10-15 s on 2 CPU cores: depth 6, one size (width 8), 3 datasets, 3 seeds, shorter
+      stages; 9 cells), 'default' (ResistanceConfig(): 3 datasets x 3 sizes x 3 pairs = 27 cells, 5 seeds,
+      45-85 s on 2 CPU cores) or 'paper' (for a GPU: depth 10, 10 seeds, widths 16, 32, 64 with 2 layers,
       10x the data and proportionally longer stages).
     seed: the first seed.
 

@@ -139,6 +139,22 @@ def test_mixture_examples_to_revert_matches_the_mixture_share():
   np.testing.assert_allclose(mixed, np.broadcast_to(share[:, None], mixed.shape), rtol=1e-12)
 
 
+def test_sequential_slope_answer_on_known_slopes():
+  def entry(mean, half):
+    return {"by_l": {"0.003": {"slope_mean": mean, "slope_ci95": half, "theory_slope": 1.0,
+                               "share_paper_signs": 1.0}}}
+
+  summary = {"exact": entry(1.0, 0.001), "flat": entry(0.02, 0.1), "wide": entry(-0.3, 1.5),
+             "between": entry(0.5, 0.1), "none": entry(float("nan"), float("nan")), "acceptance": {}}
+  lines = dict(zip(["exact", "flat", "wide", "between", "none"],
+                   reproduce_questions.sequential_slope_answer(summary, 0.003), strict=True))
+  assert "matches the exact mixture" in lines["exact"]
+  assert "consistent with 0" in lines["flat"]
+  assert "inconclusive" in lines["wide"] and "matches" not in lines["wide"]
+  assert "neither 0 nor 1" in lines["between"]
+  assert "no slope" in lines["none"]
+
+
 def test_early_drop_undone_share_and_tension_on_known_curves():
   x = np.array([0.0, 100.0, 1000.0])
   score = np.array([[[0.9, 0.5, 0.4], [0.8, 0.6, 0.5]]])  # (seeds=1, n_first=2, n_second=3)

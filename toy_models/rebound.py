@@ -10,6 +10,7 @@ nats per response. The paper's Fig. 4 predicts a fast, then slow fall of the sco
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import jax
@@ -93,17 +94,19 @@ def _keys(config: ReboundConfig, stage: int, count: int) -> jax.Array:
   return jax.numpy.concatenate(keys)
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def _repeat(params, count: int):
+  """Each run's parameters `count` times in a row along the run axis (compiled: one call, not one per leaf)."""
   return jax.tree_util.tree_map(lambda p: jax.numpy.repeat(p, count, axis=0), params)
 
 
 def _pretrain(config, unit, model, data, run_dir, progress):
   """Pre-trained parameters of every seed (loaded from the shared checkpoint when saved earlier)."""
   keys = _keys(config, 0, 1)
-  params = training.init_params(model, keys)
   path = run_dir.checkpoint_path(unit.pretrain_name)
   if path.exists():
-    return checkpoints.load_params(path, params)
+    return checkpoints.load_params(path, jax.eval_shape(functools.partial(training.init_params, model), keys))
+  params = training.init_params(model, keys)
   steps = np.full(config.seeds, config.pretrain.steps_for(unit.pretrain_mass))
   params, _ = training.train_batch(model, config.pretrain, params, data["pretrain"], steps, keys=keys,
                                    progress=progress, label=f"{unit.name} pretrain")

@@ -129,26 +129,11 @@ def unit_data(config: ResistanceConfig, dataset: str) -> dict[str, np.ndarray]:
   return {"pretrain": np.stack(pretrain), "align": np.stack(align)}
 
 
-@functools.lru_cache(maxsize=16)
-def _jitted_init_fn(model: Model):
-  return jax.jit(model.init)
-
-
-def _jitted_init(model: Model, keys: jax.Array) -> dict:
-  """The parameters training.init_params gives (one run per key), from model.init compiled once per model.
-
-  Compiled per key rather than vmapped: initialising op by op, or compiling the vmapped initialiser, costs several
-  seconds more of compilation (random normals in float64) on a CPU.
-  """
-  runs = [_jitted_init_fn(model)(key) for key in keys]
-  return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *runs)
-
-
 def _pretrained(config: ResistanceConfig, model: Model, size: tuple[int, int], pretrain: np.ndarray,
                 run_dir: RunDir | None, progress) -> dict:
   """Pre-trained parameters, 3 identical copies per seed (seed-major); saved in run_dir and reused by every dataset."""
   keys = jnp.stack([key for key in _seed_keys(config, PRETRAIN_STAGE) for _ in range(3)])
-  init = functools.partial(_jitted_init, model)
+  init = functools.partial(training.init_params, model)
   path = None if run_dir is None else run_dir.checkpoint_path(f"pretrain_w{size[0]}L{size[1]}")
   if path is not None and path.exists():
     return checkpoints.load_params(path, jax.eval_shape(init, keys))

@@ -27,6 +27,12 @@ def _transform(optimizer: str) -> optax.GradientTransformation:
   return optax.scale_by_adam() if optimizer == "adam" else optax.identity()
 
 
+@functools.lru_cache(maxsize=4)
+def _optimizer_init(optimizer: str):
+  """The optimiser's state initialiser for a batch of runs, compiled (run op by op it compiles every leaf's zeros)."""
+  return jax.jit(jax.vmap(_transform(optimizer).init))
+
+
 def learning_rate(stage: StageConfig, peak, step, total):
   """The learning rate at `step` of a stage of `total` steps (traced values allowed)."""
   step = jnp.asarray(step, jnp.float64)
@@ -133,9 +139,19 @@ def _leaf_array(name: str, values, runs: int | None, n_leaves: int, *, counts: b
   return values
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled_init(model: Model):
+  """The batched initialiser of `model`, compiled once per model (models are frozen dataclasses: they key the cache).
+
+  Run op by op, the vmapped initialiser compiles every random draw and every stacked leaf separately, which cost
+  seconds per model on a CPU and dominated small runs.
+  """
+  return jax.jit(jax.vmap(model.init))
+
+
 def init_params(model: Model, keys: jax.Array) -> dict:
   """Initial parameters of a batch of runs, one per key (leading axis = runs)."""
-  return jax.vmap(model.init)(keys)
+  return _compiled_init(model)(keys)
 
 
 def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, keys, learning_rates=None,
@@ -185,7 +201,7 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
   if peaks.shape != (runs,) or not np.all(np.isfinite(peaks)) or np.any(peaks <= 0):
     raise ValueError(f"learning_rates={peaks.tolist()} is not allowed; allowed: {runs} finite numbers > 0")
   tokens = jnp.asarray(token_tree.leaf_tokens(model.depth))
-  opt_state = jax.vmap(_transform(stage.optimizer).init)(params)
+  opt_state = _optimizer_init(stage.optimizer)(params)
   total = int(steps.max()) if runs else 0
   bounds = np.unique(np.linspace(0, total, min(SEGMENTS, max(total, 1)) + 1).astype(np.int64))
   args = devices.shard_runs((params, opt_state, jax.tree_util.tree_map(jnp.asarray, data), jnp.asarray(peaks),
