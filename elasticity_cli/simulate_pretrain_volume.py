@@ -7,7 +7,7 @@ import argparse
 from elasticity_cli import rebound_command
 
 EXPERIMENT = "pretrain-volume"
-HELP = ("Rebound after 4 pre-training budgets (1,000 to 30,000 responses; paper Fig. 6): does the early fall "
+HELP = ("Rebound after 4 pre-training budgets (1,000 to 32,000 responses; paper Fig. 6): does the early fall "
         "grow with pre-training?")
 
 

@@ -164,3 +164,16 @@ def test_early_drop_undone_share_and_tension_on_known_curves():
   assert rebound_summary.tension([1, 2, 3], rising)["rho"] > 0.9  # ties in the pooled levels keep it below 1
   assert rebound_summary.tension([1, 2, 3], rising[:, ::-1])["rho"] < -0.9
   assert rebound_summary.tension([1, 2, 3], np.full((2, 3), np.inf))["rho"] is None
+
+
+def test_default_grids_span_what_the_paper_experiments_need():
+  """model-size: >= 3 sizes over >= 20x in parameters; pretrain-volume: >= 4 budgets over >= 30x in tokens."""
+  from toy_models.models import build_model
+
+  sizes = experiment_config("model-size")
+  counts = [build_model(sizes.model_config(size), sizes.depth).parameter_count() for size in sizes.model_sizes]
+  assert len(counts) >= 3 and max(counts) / min(counts) >= 20
+  volume = experiment_config("pretrain-volume")
+  masses = np.asarray(volume.pretrain_masses)
+  # Every budget samples the same D_p, so tokens follow responses up to sampling noise: keep a 5% margin.
+  assert masses.size >= 4 and masses.max() / masses.min() >= 30 / 0.95

@@ -130,14 +130,14 @@ EXPERIMENTS = {
     "rebound": {},
     "model-size": {"model_sizes": ((8, 1), (16, 1), (32, 2)), "first_sizes": (1000, 5000),
                    "orders": ("positive_first",), "methods": ("sft",)},
-    "pretrain-volume": {"pretrain_masses": (1000.0, 3000.0, 10000.0, 30000.0), "first_sizes": (1000, 5000),
+    "pretrain-volume": {"pretrain_masses": (1000.0, 3000.0, 10000.0, 32000.0), "first_sizes": (1000, 5000),
                         "orders": ("positive_first",), "methods": ("sft",)},
     "families": {"families": ("pareto", "zipf", "dirichlet", "markov"), "first_sizes": (1000, 5000),
                  "orders": ("positive_first",), "methods": ("sft",)},
 }
 """Default configs of the rebound family of experiments, as changes to ReboundConfig(): `rebound` (paper Fig. 4,
 Appendix Table 3, reverse order, DPO), `model-size` (Fig. 5: 1,003 to 25,923 parameters, 26x), `pretrain-volume`
-(Fig. 6: 1,000 to 30,000 pre-training responses, 30x), `families` (is the Pareto assumption needed?)."""
+(Fig. 6: 1,000 to 32,000 pre-training responses, 32x), `families` (is the Pareto assumption needed?)."""
 
 
 def experiment_config(name: str, **changes) -> ReboundConfig:
