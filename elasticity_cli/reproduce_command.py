@@ -20,7 +20,7 @@ SCALES = ("quick", "default", "paper")
 class ReproduceConfig:
   """What `elasticity reproduce` runs and where it writes."""
 
-  scale: str = "default"  # 'quick' (first look, ~2.5 min), 'default' (CPU, < 15 min) or 'paper' (GPU-sized).
+  scale: str = "default"  # 'quick' (first look, 1.5-2.5 min), 'default' (CPU, < 15 min) or 'paper' (GPU-sized).
   figures_dir: pathlib.Path = pathlib.Path("figures")  # PNGs and REPORT.md go here.
   data_root: pathlib.Path | None = None  # saved results; default <figures_dir>/data.
   seed: int = 0  # root seed of every step.
@@ -38,7 +38,7 @@ class ReproduceConfig:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the flags of `elasticity reproduce`."""
   parser.add_argument("--quick", action="store_const", const="quick", dest="scale",
-                      help="small settings for a first look (about 2.5 minutes on 2 CPU cores)")
+                      help="small settings for a first look (1.5-2.5 minutes on 2 CPU cores)")
   parser.add_argument("--scale", choices=SCALES, default="default",
                       help="default: CPU-sized (under 10 minutes on 2 cores); paper: larger, for a GPU")
   parser.add_argument("--figures-dir", type=pathlib.Path, default=pathlib.Path("figures"))
