@@ -37,7 +37,7 @@ def scale_config(experiment: str, scale: str, seed: int) -> tuple[ReboundConfig,
   if scale == "quick":
     changes = {"depth": 6, "seeds": 3, "first_sizes": (1000, 5000), "second_sizes": (0, 100, 500, 2000),
                "seed": seed}
-    if experiment == "model-size":  # 13x in parameters: one layer each, so the quick look stays under 2 minutes.
+    if experiment == "model-size":  # 13x in parameters: one layer each, to keep the quick look short.
       changes["model_sizes"] = ((8, 1), (16, 1), (32, 1))
     if experiment == "pretrain-volume":
       changes["pretrain_masses"] = (300.0, 3000.0, 10000.0)
