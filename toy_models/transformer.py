@@ -29,8 +29,8 @@ def init(key: jax.Array, config: ModelConfig, max_len: int, dtype) -> dict:
                   ((hidden, width), out_scale))
   shapes = [((VOCAB_IN, width), scale), ((max_len, width), scale), ((width, VOCAB_OUT), scale)]
   shapes += [shape for _ in range(config.layers) for shape in block_shapes]
-  draw = jax.random.normal(key, (sum(rows * cols for (rows, cols), _ in shapes),), dtype=dtype)
   offsets = np.cumsum([0] + [rows * cols for (rows, cols), _ in shapes])
+  draw = jax.random.normal(key, (int(offsets[-1]),), dtype=dtype)
   weights = iter(factor * draw[start:stop].reshape(shape)
                  for (shape, factor), start, stop in zip(shapes, offsets[:-1], offsets[1:], strict=True))
 
