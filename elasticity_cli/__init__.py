@@ -1,1 +1,1 @@
-"""The `elasticity` console command: a thin layer over theory, toy_models and proofs_check."""
+"""The `elasticity` console command: parses, calls experiments and proofs_check, prints (no logic of its own)."""

@@ -1,47 +1,51 @@
-"""`elasticity check`: runs every claim of proofs_check, prints the table, saves JSON and markdown."""
+"""`elasticity check`: runs every claim of proofs_check, prints the table, saves JSON and the markdown table."""
 
 from __future__ import annotations
 
 import argparse
 import pathlib
 
-from elasticity_cli import readme_embed
+from experiments import paths, readme_blocks
 from proofs_check import constants, report
 from proofs_check import run as checker
 
 NAME = "check"
-HELP = ("check every claim (symbolically and on random configurations drawn by hypothesis); exits 1 if "
-        "a claim expected to hold fails")
+HELP = ("Check every claim (symbolically and on random configurations drawn by hypothesis); exits 1 if a claim "
+        "expected to hold fails")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  """Registers --claim, --examples, --seed and --out-dir."""
+  """Registers --claim, --examples, --seed, --out-dir and --publish."""
   parser.add_argument("--claim", default=None,
-                      help="check only this claim: a number 1..9 (all its parts) or an id such as 5b; writes "
-                           "OUT_DIR/data/claims_<CLAIM>.json and leaves the full table alone")
+                      help="check only this claim: a number (all its parts) or an id such as 5b")
   parser.add_argument("--examples", type=int, default=constants.DEFAULT_EXAMPLES,
                       help=f"hypothesis examples per claim part (default {constants.DEFAULT_EXAMPLES})")
   parser.add_argument("--seed", type=int, default=constants.DEFAULT_SEED,
-                      help="hypothesis seed; the same seed gives the same numbers (default "
-                           f"{constants.DEFAULT_SEED})")
-  parser.add_argument("--out-dir", default="figures",
-                      help="output folder: data/claims.json and claims_table.md go there (default figures)")
+                      help=f"hypothesis seed; the same seed gives the same numbers (default {constants.DEFAULT_SEED})")
+  parser.add_argument("--out-dir", type=pathlib.Path, default=None,
+                      help="output folder for data/claims.json and claims_table.md (default runs/claims)")
+  parser.add_argument("--publish", action="store_true",
+                      help="write the published table (figures/) and the README's claims block")
 
 
 def run(args: argparse.Namespace) -> int:
   """Runs the check; returns 0 if every claim ended as expected, 1 if one expected to hold failed."""
+  if args.publish and (args.out_dir is not None or args.claim is not None):
+    raise ValueError("--publish with --out-dir or --claim is not allowed; allowed: --publish alone (all claims)")
+  out_dir = paths.published_dir() if args.publish else (args.out_dir or paths.RUNS / "claims")
+  paths.check_output_dir(out_dir, publishing=args.publish)
+
   def progress(result):
     print(f"  {result.id}: {result.status} ({result.seconds:.1f} s)", flush=True)
 
-  results = checker.run_all(examples=args.examples, seed=args.seed, out_dir=args.out_dir, claim=args.claim,
+  results = checker.run_all(examples=args.examples, seed=args.seed, out_dir=out_dir, claim=args.claim,
                             progress=progress)
   print(report.format_table(results))
-  table = pathlib.Path(args.out_dir) / report.MARKDOWN_NAME
-  in_repo = table.resolve() == (readme_embed.README.resolve().parent / "figures" / report.MARKDOWN_NAME)
-  if args.claim is None and in_repo and table.exists() and readme_embed.embed("claims", table.read_text()):
-    print(f"updated the claims table in {readme_embed.README}")
+  print(f"saved: {out_dir}")
+  if args.publish and readme_blocks.embed("claims", (out_dir / report.MARKDOWN_NAME).read_text()):
+    print("updated the claims table in README.md")
   failed = [result.id for result in results if result.failed]
   if failed:
-    print(f"FAILED: claim(s) {', '.join(failed)}; counterexamples in {args.out_dir}")
+    print(f"FAILED: claim(s) {', '.join(failed)}; counterexamples in {out_dir}")
     return 1
   return 0

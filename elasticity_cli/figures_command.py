@@ -1,61 +1,41 @@
-"""`elasticity figures`: recompute the theory data if needed and redraw every figure from saved results."""
+"""`elasticity figures`: draws the figures of a saved run directory, or of every published run."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import pathlib
 
-from theory import hooke_curves
+from experiments import paths, registry, runner
 
 NAME = "figures"
-HELP = "Redraw every figure from saved results (computing the theory data when it is missing)."
-
-FIGURE_MODULES = ("figure_theory", "figure_hooke", "figure_experiments")
-"""Modules of elasticity_cli with draw(data_root, figures_dir) -> list of paths; absent ones are skipped."""
+HELP = ("Draw figures from saved results: --run DIR draws one run directory (any experiment); without it, every "
+        "published run under figures/data (into runs/figures, or figures/ with --publish).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  """Registers the flags of `elasticity figures`."""
-  parser.add_argument("--figures-dir", type=pathlib.Path, default=pathlib.Path("figures"),
-                      help="where the PNG files go (default: figures)")
-  parser.add_argument("--data-root", type=pathlib.Path, default=None,
-                      help="where saved results live (default: <figures-dir>/data)")
-  parser.add_argument("--recompute-theory", action="store_true",
-                      help="recompute the theory curves even if saved ones exist")
-  parser.add_argument("--seed", type=int, default=None, help="seed of the theory curves (default: 0)")
-
-
-def draw_all(figures_dir: pathlib.Path, data_root: pathlib.Path) -> list[pathlib.Path]:
-  """Calls every figure module's draw; returns the files written."""
-  written = []
-  for name in FIGURE_MODULES:
-    try:
-      module = importlib.import_module(f"elasticity_cli.{name}")
-    except ModuleNotFoundError as error:
-      if error.name != f"elasticity_cli.{name}":
-        raise
-      continue
-    written += module.draw(data_root, figures_dir)
-  return written
-
-
-def make_theory_data(data_root: pathlib.Path, *, recompute: bool = False, seed: int | None = None) -> bool:
-  """Computes the theory curves unless saved ones with the same config exist; returns whether it computed."""
-  from elasticity_cli import figure_theory
-
-  config = hooke_curves.TheoryFiguresConfig(**({} if seed is None else {"seed": seed}))
-  if not recompute and figure_theory.load_config(data_root) == config:
-    return False
-  figure_theory.compute(config, data_root)
-  return True
+  """Registers --run, --out-dir and --publish."""
+  parser.add_argument("--run", type=pathlib.Path, default=None, help="a run directory written by simulate/reproduce")
+  parser.add_argument("--out-dir", type=pathlib.Path, default=None,
+                      help="where the PNG files go (default: RUN/figures with --run, else runs/figures)")
+  parser.add_argument("--publish", action="store_true", help="redraw the published figures in figures/ from "
+                      "figures/data (the committed PNGs)")
 
 
 def run(args: argparse.Namespace) -> int:
-  """Runs `elasticity figures`."""
-  data_root = args.data_root or args.figures_dir / "data"
-  if make_theory_data(data_root, recompute=args.recompute_theory, seed=args.seed):
-    print(f"computed theory curves into {data_root / 'theory'}")
-  for path in draw_all(args.figures_dir, data_root):
-    print(f"wrote {path}")
+  """Draws the figures and prints where they went."""
+  if args.publish and (args.run is not None or args.out_dir is not None):
+    raise ValueError("--publish with --run or --out-dir is not allowed; allowed: --publish alone")
+  published = paths.published_data()
+  runs = [args.run] if args.run is not None else (
+      [] if published is None else [published / name for name in registry.EXPERIMENTS if (published / name).is_dir()])
+  if not runs:
+    raise ValueError("no run to draw: figures/data has none; allowed: --run DIR (a run directory)")
+  default = (args.run / "figures") if args.run is not None else paths.RUNS / "figures"
+  out_dir = paths.published_dir() if args.publish else (args.out_dir or default)
+  paths.check_output_dir(out_dir, publishing=args.publish)
+  for path in runs:
+    experiment, config, reader = runner.load(path, registry.EXPERIMENTS)
+    summary = experiment.summarize(config, reader)
+    for file in experiment.figures(config, summary, reader, out_dir):
+      print(f"wrote {file}")
   return 0

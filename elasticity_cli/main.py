@@ -1,53 +1,84 @@
-"""Entry point of `elasticity`: registers each subcommand module and dispatches to it.
+"""Entry point of `elasticity`: builds the parser from the subcommand modules and runs one, interruptibly.
 
-A subcommand module defines NAME, HELP, add_arguments(parser) and run(args) -> int (the exit code).
-Bad user input raises ValueError, printed as one line `elasticity: error: ...` with exit code 2.
+A subcommand module defines NAME, HELP, add_arguments(parser) and run(args) -> exit code; run may set
+args.interrupted to the line printed on Ctrl-C (what was saved). Bad input raises ValueError, printed as one line
+`elasticity: error: ...` with exit code 2. The command runs in a worker thread so that Ctrl-C stops it within a
+fraction of a second at every scale (the process exits; units saved before stay saved).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.metadata
+import os
 import sys
+import threading
 
-SUBCOMMANDS = ("check", "figures", "simulate", "bench", "reproduce")
-"""Subcommand names; each lives in elasticity_cli/<name>_command.py."""
+from elasticity_cli import bench_command, check_command, figures_command, reproduce_command, simulate_command
 
-
-def _load(name: str):
-  return importlib.import_module(f"elasticity_cli.{name}_command")
+SUBCOMMANDS = (check_command, figures_command, simulate_command, bench_command, reproduce_command)
 
 
-def build_parser(available=SUBCOMMANDS) -> argparse.ArgumentParser:
-  """The argument parser with every available subcommand registered."""
+def _version() -> str:
+  try:
+    return importlib.metadata.version("lm-elasticity")
+  except importlib.metadata.PackageNotFoundError:
+    return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """The argument parser with every subcommand registered."""
   parser = argparse.ArgumentParser(prog="elasticity", description=__doc__.splitlines()[0])
+  parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
   subparsers = parser.add_subparsers(dest="command", required=True)
-  for name in available:
-    try:
-      module = _load(name)
-    except ModuleNotFoundError as error:
-      if error.name != f"elasticity_cli.{name}_command":
-        raise
-      continue
+  for module in SUBCOMMANDS:
     sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
     module.add_arguments(sub)
-    sub.set_defaults(run=module.run)
+    sub.set_defaults(handler=module.run)
   return parser
+
+
+def _prepare() -> None:
+  """What every command needs: float64 JAX (theory and simulation are compared in float64) and the compile cache."""
+  import jax
+
+  jax.config.update("jax_enable_x64", True)
+  try:
+    from toy_models import compilation
+  except ImportError:
+    return
+  compilation.enable_persistent_cache()
 
 
 def main(argv=None) -> int:
   """Parses `argv` (default sys.argv[1:]), runs the subcommand and returns its exit code."""
-  parser = build_parser()
-  args = parser.parse_args(argv)
+  args = build_parser().parse_args(argv)
+  args.interrupted = "interrupted; nothing was saved"
+  outcome: dict = {}
+
+  def work():
+    try:
+      _prepare()
+      outcome["code"] = int(args.handler(args) or 0)
+    except BaseException as error:  # re-raised in the main thread
+      outcome["error"] = error
+
+  worker = threading.Thread(target=work, name=f"elasticity {args.command}", daemon=True)
+  worker.start()
   try:
-    return int(args.run(args) or 0)
-  except ValueError as error:
+    while worker.is_alive():
+      worker.join(timeout=0.2)
+  except KeyboardInterrupt:
+    print(f"elasticity: {args.interrupted}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)  # the worker may be inside a long XLA computation: stop the process now, not when it returns
+  error = outcome.get("error")
+  if isinstance(error, ValueError):
     print(f"elasticity: error: {error}", file=sys.stderr)
     return 2
-  except KeyboardInterrupt:
-    print("elasticity: interrupted; finished work is saved and will be reused on the next run",
-          file=sys.stderr)
-    return 130
+  if error is not None:
+    raise error
+  return outcome["code"]
 
 
 if __name__ == "__main__":

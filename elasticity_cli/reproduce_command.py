@@ -1,72 +1,58 @@
-"""`elasticity reproduce`: the main job — claims check, theory figures, simulations, then figures/REPORT.md."""
+"""`elasticity reproduce`: the main job — claims check, every experiment, figures, REPORT.md and the verdicts."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import pathlib
-import sys
 import time
 
-from elasticity_cli import reproduce_steps
+from experiments import pipeline, readme_blocks
+from experiments.protocol import SCALES
+from proofs_check import report
+from proofs_check import run as checker
 
 NAME = "reproduce"
-HELP = ("Run everything (claims check, theory figures, toy-model simulations), reusing finished runs, and "
-        "write figures/*.png and figures/REPORT.md.")
-SCALES = ("quick", "default", "paper")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ReproduceConfig:
-  """What `elasticity reproduce` runs and where it writes."""
-
-  scale: str = "default"  # 'quick' (first look, 1.5-2.5 min), 'default' (CPU, < 15 min) or 'paper' (GPU-sized).
-  figures_dir: pathlib.Path = pathlib.Path("figures")  # PNGs and REPORT.md go here.
-  data_root: pathlib.Path | None = None  # saved results; default <figures_dir>/data.
-  seed: int = 0  # root seed of every step.
-
-  def __post_init__(self):
-    if self.scale not in SCALES:
-      raise ValueError(f"unknown scale {self.scale!r}; allowed: {', '.join(SCALES)}")
-
-  @property
-  def data(self) -> pathlib.Path:
-    """The directory of saved results."""
-    return self.data_root or self.figures_dir / "data"
+HELP = ("Run everything (claims check, theory figures, toy-model experiments) and write figures, REPORT.md and "
+        "verdicts.md under runs/reproduce-SCALE (published runs of the same config are reused, not recomputed).")
+CLAIM_EXAMPLES = {"tiny": 10, "quick": 40, "default": 300, "paper": 2000}  # hypothesis examples per claim part.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the flags of `elasticity reproduce`."""
-  parser.add_argument("--quick", action="store_const", const="quick", dest="scale",
-                      help="small settings for a first look (1.5-2.5 minutes on 2 CPU cores)")
-  parser.add_argument("--scale", choices=SCALES, default="default",
-                      help="default: CPU-sized (under 10 minutes on 2 cores); paper: larger, for a GPU")
-  parser.add_argument("--figures-dir", type=pathlib.Path, default=pathlib.Path("figures"))
-  parser.add_argument("--data-root", type=pathlib.Path, default=None)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.set_defaults(scale="default")  # --quick and --scale share one destination
-
-
-def reproduce(config: ReproduceConfig) -> pathlib.Path:
-  """Runs every step of the main job in order and writes the report; returns the report's path."""
-  sections = []
-  steps = reproduce_steps.steps_for(config.scale)
-  for index, (title, step) in enumerate(steps, start=1):
-    print(f"[{index}/{len(steps)}] {title} ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    sections.append(step(config))
-    print(f"[{index}/{len(steps)}] {title}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr,
-          flush=True)
-  return reproduce_steps.write_report(config, sections)
+  parser.add_argument("--scale", choices=SCALES, default=None, help="default: CPU-sized, the published runs; quick: "
+                      "a first look; paper: larger, for a GPU; tiny: seconds, for tests")
+  parser.add_argument("--quick", action="store_true", help="same as --scale quick")
+  parser.add_argument("--out-dir", type=pathlib.Path, default=None,
+                      help="where to write (default runs/reproduce-SCALE)")
+  parser.add_argument("--recompute", action="store_true", help="recompute every run, even when a published run of the "
+                      "same config exists")
+  parser.add_argument("--only", default="", help="comma-separated experiments to run (default: all)")
+  parser.add_argument("--publish", action="store_true", help="write the published results: figures/, figures/data/ "
+                      "(runs resumed there) and the README's generated blocks (default scale only)")
 
 
 def run(args: argparse.Namespace) -> int:
-  """Runs `elasticity reproduce` and prints where the figures and report went."""
-  config = ReproduceConfig(scale=args.scale, figures_dir=args.figures_dir, data_root=args.data_root,
-                           seed=args.seed)
+  """Runs the main job and prints where the figures and the report went."""
+  if args.quick and args.scale not in (None, "quick"):
+    raise ValueError(f"--quick with --scale {args.scale} is not allowed; allowed: one of them")
+  scale = "quick" if args.quick else (args.scale or "default")
+  only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+  config = pipeline.ReproduceConfig(scale=scale, out_dir=args.out_dir, publish=args.publish,
+                                    recompute=args.recompute, only=only)
+  args.interrupted = (f"interrupted; units finished before now are saved under {config.data} and reused on the next "
+                      "run")
+
+  def claims(target: pathlib.Path) -> list[str]:
+    checker.run_all(examples=CLAIM_EXAMPLES[scale], seed=0, out_dir=target)
+    table = (target / report.MARKDOWN_NAME).read_text()
+    if config.publish:
+      readme_blocks.embed("claims", table)
+    return ["## Claims (`elasticity check`)\n\nEach claim checked symbolically where possible and on random "
+            f"configurations ({CLAIM_EXAMPLES[scale]} hypothesis examples per claim at this scale).\n\n" + table]
+
   start = time.perf_counter()
-  report = reproduce(config)
-  print(f"figures: {config.figures_dir}/*.png")
-  print(f"report:  {report}")
+  path = pipeline.reproduce(config, preface=None if only else claims)
+  print(f"figures: {config.target}/*.png")
+  print(f"report:  {path}")
   print(f"total time: {time.perf_counter() - start:.0f} s")
   return 0

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import pathlib
 
-from theory import records
+from experiments import records
 
 JSON_NAME = "data/claims.json"  # full run's JSON, relative to the output folder.
 MARKDOWN_NAME = "claims_table.md"  # full run's markdown table, relative to the output folder.

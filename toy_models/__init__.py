@@ -1,6 +1,5 @@
-"""Toy language models trained with JAX and optax on synthetic multi-dataset mixtures (float64 by default)."""
+"""Toy language models on token trees (tabular, n-gram, transformer), their training loop and exact metrics.
 
-import jax
-
-# Theory and simulation are compared in float64; models may still be run in float32 (ModelConfig.dtype).
-jax.config.update("jax_enable_x64", True)
+Nothing here changes JAX's global configuration: entry points (the `elasticity` command, the tests) enable float64
+with jax.config.update("jax_enable_x64", True); functions that compare with theory check that it is on.
+"""

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory import records
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+  """Writes a file through write(binary handle) atomically: a crash leaves the old file or none, never half of one.
+
+  The parent folder is created; the file gets the permissions of an ordinary file (umask applied).
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as handle:
+      write(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; saved results are meant to be shared.
+    os.replace(tmp, path)
+  except BaseException:
+    pathlib.Path(tmp).unlink(missing_ok=True)
+    raise
 
 
 def _flat(params) -> dict[str, np.ndarray]:
@@ -18,12 +38,13 @@ def _flat(params) -> dict[str, np.ndarray]:
 
 def save_params(path: str | os.PathLike, params) -> None:
   """Writes every parameter array of `params` to `path` (.npz), keyed by its pytree path."""
-  records.write_npz(path, **_flat(params))
+  atomic_write(path, lambda handle: np.savez_compressed(handle, **_flat(params)))
 
 
 def load_params(path: str | os.PathLike, like):
   """Reads parameters saved by save_params into the structure of `like` (a pytree of the same shapes)."""
-  saved = records.read_npz(path)
+  with np.load(path) as data:
+    saved = {name: data[name] for name in data.files}
   leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
   missing = [jax.tree_util.keystr(p) for p, _ in leaves if jax.tree_util.keystr(p) not in saved]
   if missing:

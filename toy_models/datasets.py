@@ -7,10 +7,9 @@ import dataclasses
 import numpy as np
 
 from theory import token_tree, validation
-from theory.hooke_curves import ALIGNED_PREFIX, UNALIGNED_PREFIX
+from theory.conventions import ALIGN, ALIGNED_PREFIX, PERTURB, PRETRAIN, UNALIGNED_PREFIX
 from toy_models import sources
 
-PRETRAIN, ALIGN, PERTURB = 0, 1, 2  # dataset axis: D_p, D_a, D_t.
 MAX_DEPTH = 16  # deepest token tree of the toy experiments (65,535 responses, each enumerated through the model).
 PERTURBATIONS = ("unaligned", "pretrain_like", "alignment_like", "unrelated")
 """What D_t is drawn from: a fresh source on the unaligned subtree (inside D_p's support, outside D_a's);

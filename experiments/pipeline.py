@@ -1,0 +1,190 @@
+"""The main job (`elasticity reproduce`): every registered experiment at one scale, its figures, REPORT.md, verdicts.
+
+A user's run writes under runs/ (figures, REPORT.md, verdicts.md, data/<experiment>/ run directories). Runs of the
+default scale that were published with the same config (same config hash) are copied from the checkout's
+figures/data instead of being recomputed, unless `recompute`. Only `publish` writes the published results: it runs
+(or resumes) every experiment in figures/data, draws into figures/ and refreshes the README's generated blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import shutil
+import sys
+import time
+from collections.abc import Callable
+
+from experiments import paths, readme_blocks, records, registry, runner
+from experiments.protocol import SCALES, ReportContext
+from experiments.run_dir import RunDir
+
+REPORT = "REPORT.md"
+VERDICTS = "verdicts.md"
+COPIED = ("config.json", "summary.json", "units")  # what a reused published run brings along (no checkpoints).
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReproduceConfig:
+  """What `elasticity reproduce` runs and where it writes."""
+
+  scale: str = "default"  # one of experiments.protocol.SCALES.
+  out_dir: pathlib.Path | None = None  # default runs/reproduce-<scale>; with publish, the checkout's figures/.
+  publish: bool = False  # write the published results (figures/, figures/data/, README blocks); default scale only.
+  recompute: bool = False  # recompute every run instead of copying published runs of the same config.
+  only: tuple[str, ...] = ()  # run only these experiments (default: every registered one that reproduce runs).
+
+  def __post_init__(self):
+    if self.scale not in SCALES:
+      raise ValueError(f"unknown scale {self.scale!r}; allowed: {', '.join(SCALES)}")
+    if self.publish and self.scale != "default":
+      raise ValueError(f"--publish with --scale {self.scale} is not allowed; allowed: --publish at the default "
+                       "scale only (the published results are the pre-registered default runs)")
+    if self.publish and self.out_dir is not None and pathlib.Path(self.out_dir).resolve() != self.target.resolve():
+      raise ValueError(f"--publish with --out-dir {self.out_dir} is not allowed; allowed: --publish alone (it "
+                       f"writes {paths.published_dir()})")
+    if self.publish and paths.published_dir() is None:
+      raise ValueError("--publish needs a checkout of the repository (pip install -e .); this install has none")
+    for name in self.only:
+      registry.get(name)
+
+  @property
+  def target(self) -> pathlib.Path:
+    """The folder the figures and REPORT.md go to."""
+    if self.publish:
+      return paths.published_dir()
+    return pathlib.Path(self.out_dir) if self.out_dir is not None else paths.RUNS / f"reproduce-{self.scale}"
+
+  @property
+  def data(self) -> pathlib.Path:
+    """The folder of the run directories."""
+    return self.target / "data"
+
+  def experiments(self) -> list:
+    """The experiments this run covers, in registry order."""
+    return [e for e in registry.EXPERIMENTS.values() if (e.name in self.only if self.only else e.in_reproduce)]
+
+
+def _log(text: str) -> None:
+  print(text, file=sys.stderr, flush=True)
+
+
+def reuse_published(experiment, config, run_dir: pathlib.Path) -> bool:
+  """Copies the published run of `experiment` into `run_dir` when it has the same config; returns whether it did."""
+  published = paths.published_data()
+  source = None if published is None else published / experiment.name
+  if source is None or run_dir.exists() or not (source / "config.json").exists():
+    return False
+  saved = records.read_json(source / "config.json")
+  if saved.get("config_hash", records.config_hash(saved.get("config"))) != records.config_hash(config):
+    return False
+  run_dir.mkdir(parents=True)
+  for name in COPIED:
+    if (source / name).is_dir():
+      shutil.copytree(source / name, run_dir / name)
+    elif (source / name).exists():
+      shutil.copy2(source / name, run_dir / name)
+  return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """One experiment's results within the main job."""
+
+  experiment: object  # the Experiment.
+  config: object  # its config.
+  summary: dict  # its summary.
+  run_dir: pathlib.Path  # its run directory.
+  files: tuple[pathlib.Path, ...]  # its figures.
+  section: str  # its REPORT.md section.
+  reused: bool  # whether the run was copied from the published results.
+  seconds: float  # wall time of this step.
+
+
+def run_experiment(reproduce: ReproduceConfig, experiment) -> Outcome:
+  """Runs (or resumes, or reuses) one experiment at the job's scale, draws its figures, writes its section."""
+  start = time.perf_counter()
+  config = experiment.config(reproduce.scale)
+  run_dir = reproduce.data / experiment.name
+  reused = (reproduce.scale == "default" and not reproduce.publish and not reproduce.recompute
+            and reuse_published(experiment, config, run_dir))
+  summary = runner.run(experiment, config, run_dir, publishing=reproduce.publish)
+  reader = RunDir(run_dir, config, experiment=experiment.name, writable=False)
+  files = tuple(experiment.figures(config, summary, reader, reproduce.target))
+  context = ReportContext(experiment=experiment.name, figures_dir=reproduce.target, run_reader=reader,
+                          scale=reproduce.scale, files=files)
+  section = experiment.report(config, summary, context)
+  return Outcome(experiment, config, summary, run_dir, files, section, reused, time.perf_counter() - start)
+
+
+def verdicts_block(reproduce: ReproduceConfig, outcomes: list[Outcome], figure_prefix: str) -> str:
+  """The verdicts of every experiment with the command that regenerates it (README block and verdicts.md)."""
+  lines = [f"<!-- generated by `elasticity reproduce{' --publish' if reproduce.publish else ''} --scale "
+           f"{reproduce.scale}`; do not edit -->"]
+  for outcome in outcomes:
+    found = outcome.summary.get("verdicts", [])
+    if not found:
+      continue
+    lines += ["", f"**{outcome.experiment.title}**", ""] + [f"- {line}" for line in found]
+    lines += [""] + [f"![{path.stem}]({figure_prefix}{path.name})" for path in outcome.files[:1]]
+  return "\n".join(lines) + "\n"
+
+
+def report_text(reproduce: ReproduceConfig, outcomes: list[Outcome], preface: list[str]) -> str:
+  """REPORT.md: provenance, the table of runs (config hash, reused or computed), every section, all verdicts."""
+  provenance = records.provenance({"scale": reproduce.scale})
+  versions = ", ".join(f"{name} {version}" for name, version in provenance["package_versions"].items())
+  lines = ["# lm-elasticity report", "",
+           f"Generated by `elasticity reproduce{' --publish' if reproduce.publish else ''} --scale {reproduce.scale}` "
+           f"at {provenance['created_utc']} from commit `{provenance['git_commit']}`.", f"Packages: {versions}.", "",
+           "| experiment | run directory | config hash | registered default | units | compute s |",
+           "|---|---|---|---|---|---|"]
+  for outcome in outcomes:
+    saved = records.read_json(outcome.run_dir / "summary.json")
+    registered = outcome.experiment.registered_hash()
+    state = "n/a" if registered is None else ("yes" if registered == saved["config_hash"] else "NO")
+    lines.append(f"| {outcome.experiment.name} | `{_shown(outcome.run_dir)}` | `{saved['config_hash']}` | "
+                 f"{state} | {len(outcome.experiment.units(outcome.config))} | {saved.get('compute_seconds', '-')} |")
+  lines.append("")
+  sections = list(preface) + [f"## {o.experiment.title}\n\n{o.section}" for o in outcomes]
+  sections.append("## All verdicts\n\n" + verdicts_block(reproduce, outcomes, "").split("\n", 1)[1])
+  return "\n".join(lines) + "\n" + "\n".join(sections)
+
+
+def _shown(path: pathlib.Path) -> str:
+  root = paths.repository_root()
+  resolved = path.resolve()
+  return str(resolved.relative_to(root)) if root is not None and root in resolved.parents else str(path)
+
+
+def reproduce(reproduce: ReproduceConfig, preface: Callable[[pathlib.Path], list[str]] | None = None,
+              log: Callable[[str], None] = _log) -> pathlib.Path:
+  """Runs the main job; returns the path of REPORT.md.
+
+  Args:
+    reproduce: what to run and where.
+    preface: optional function(target folder) -> report sections that come first (the CLI passes the claims check).
+    log: where progress lines go (stderr by default).
+  """
+  target = paths.check_output_dir(reproduce.target, flag="--out-dir", publishing=reproduce.publish)
+  experiments = reproduce.experiments()
+  steps = len(experiments) + (preface is not None)
+  sections = []
+  if preface is not None:
+    log(f"[1/{steps}] claims check ...")
+    start = time.perf_counter()
+    sections = preface(target)
+    log(f"[1/{steps}] claims check: done in {time.perf_counter() - start:.1f} s")
+  outcomes = []
+  for index, experiment in enumerate(experiments, start=1 + (preface is not None)):
+    log(f"[{index}/{steps}] {experiment.name} ...")
+    outcome = run_experiment(reproduce, experiment)
+    outcomes.append(outcome)
+    how = "reused the published run" if outcome.reused else "ran"
+    log(f"[{index}/{steps}] {experiment.name}: {how}, done in {outcome.seconds:.1f} s")
+  records.write_text(target / VERDICTS, verdicts_block(reproduce, outcomes, ""))
+  report = target / REPORT
+  records.write_text(report, report_text(reproduce, outcomes, sections))
+  if reproduce.publish:
+    readme_blocks.embed("verdicts", verdicts_block(reproduce, outcomes, "figures/"))
+  return report
