@@ -224,7 +224,7 @@ def _sign_flip_interval(differences: np.ndarray, confidence: float, n_resamples:
   allowed = math.floor((1.0 - confidence) / 2.0 * n_arrangements + 1e-9) - int((~nonempty).sum())
   if allowed < 0:
     return -math.inf, math.inf
-  return float(subset_means[allowed+1]), float(subset_means[-2 - allowed])
+  return float(subset_means[allowed]), float(subset_means[-1 - allowed])
 
 
 # --- paired and clustered comparisons -----------------------------------------------------------------------------
@@ -446,8 +446,10 @@ def stratified_trend(levels, values, *, alternative: TrendAlternative = "increas
     max_exact_levels: largest number of levels enumerated exactly (n_levels! orders per seed).
 
   Returns:
-    A Trend: effect (mean slope, t interval), exact_effect (sign-flip inversion on the slopes), the test, per-seed
-    slopes, level means with t half-widths, the mean per-seed Spearman correlation.
+    A Trend: effect (mean slope, t interval), exact_effect (sign-flip inversion on the slopes), the test (its
+    statistic is Page's L with the levels weighted 1..n_levels in the predicted order: reversed for 'decreasing'),
+    per-seed slopes, level means with t half-widths, the mean per-seed Spearman correlation (descriptive; 0 for a
+    seed whose values are all tied).
 
   References:
     Page (1963), "Ordered hypotheses for multiple treatments: a significance test for linear ranks", JASA 58,
