@@ -16,6 +16,8 @@ import threading
 
 from elasticity_cli import bench_command, check_command, figures_command, reproduce_command, simulate_command
 
+DESCRIPTION = ("lm-elasticity: checks 'Language Models Resist Alignment' (Ji et al., ACL 2025) symbolically, "
+               "numerically and in trained toy language models.")
 SUBCOMMANDS = (check_command, figures_command, simulate_command, bench_command, reproduce_command)
 
 
@@ -28,7 +30,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser with every subcommand registered."""
-  parser = argparse.ArgumentParser(prog="elasticity", description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(prog="elasticity", description=DESCRIPTION)
   parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
   subparsers = parser.add_subparsers(dest="command", required=True)
   for module in SUBCOMMANDS:
@@ -73,6 +75,9 @@ def main(argv=None) -> int:
     sys.stdout.flush()
     os._exit(130)  # the worker may be inside a long XLA computation: stop the process now, not when it returns
   error = outcome.get("error")
+  if isinstance(error, KeyboardInterrupt):  # raised inside the command itself
+    print(f"elasticity: {args.interrupted}", file=sys.stderr, flush=True)
+    return 130
   if isinstance(error, ValueError):
     print(f"elasticity: error: {error}", file=sys.stderr)
     return 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from experiments import families, hooke, model_size, pretrain_volume, rebound, resistance, theory_figures
+from experiments import example, families, hooke, model_size, pretrain_volume, rebound, resistance, theory_figures
 from experiments.protocol import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
@@ -13,6 +13,7 @@ EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment
     model_size.EXPERIMENT,
     pretrain_volume.EXPERIMENT,
     families.EXPERIMENT,
+    example.EXPERIMENT,
 )}
 """Experiment name -> Experiment. Adding an experiment: a package with EXPERIMENT in its __init__.py, one line here."""
 

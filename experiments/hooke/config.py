@@ -32,13 +32,13 @@ class HookeConfig:
   models: tuple[str, ...] = MODEL_KINDS  # model kinds to train.
   regimes: tuple[str, ...] = REGIMES  # regimes to run.
   ngram_context: int = 3  # the n-gram model's context.
-  transformer_width: int = 16
-  transformer_layers: int = 1
-  transformer_heads: int = 2
+  transformer_width: int = 16  # the transformer's residual width.
+  transformer_layers: int = 1  # the transformer's blocks.
+  transformer_heads: int = 2  # the transformer's attention heads (must divide the width).
   dtype: str = "float64"  # parameter type of every model (metrics are float64 regardless).
-  tabular_plan: TrainingPlan = TrainingPlan()
-  ngram_plan: TrainingPlan = TrainingPlan()
-  transformer_plan: TrainingPlan = TRANSFORMER_PLAN
+  tabular_plan: TrainingPlan = TrainingPlan()  # the tabular model's stages (joint; pretrain, align, finetune).
+  ngram_plan: TrainingPlan = TrainingPlan()  # the n-gram model's stages.
+  transformer_plan: TrainingPlan = TRANSFORMER_PLAN  # the transformer's stages (minibatches, smaller rates).
 
   def __post_init__(self):
     for name, grid, low in (("k_grid", self.k_grid, 1.0), ("l_grid", self.l_grid, 0.0)):

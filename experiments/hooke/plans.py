@@ -19,10 +19,10 @@ class TrainingPlan:
   k = |D_p| / |D_a| and l = |D_t| / |D_a| are ratios of training steps as well as of data.
   """
 
-  joint: StageConfig = StageConfig(steps=2000, learning_rate=0.1)
-  pretrain: StageConfig = StageConfig(epochs=1.0, batch_size=50, learning_rate=0.05, schedule="constant")
-  align: StageConfig = StageConfig(epochs=10.0, batch_size=50, learning_rate=0.05, schedule="constant")
-  finetune: StageConfig = StageConfig(epochs=5.0, batch_size=10, learning_rate=0.05, schedule="constant")
+  joint: StageConfig = StageConfig(steps=2000, learning_rate=0.1)  # the joint regime's one stage.
+  pretrain: StageConfig = StageConfig(epochs=1.0, batch_size=50, learning_rate=0.05, schedule="constant")  # on D_p.
+  align: StageConfig = StageConfig(epochs=10.0, batch_size=50, learning_rate=0.05, schedule="constant")  # on D_a.
+  finetune: StageConfig = StageConfig(epochs=5.0, batch_size=10, learning_rate=0.05, schedule="constant")  # on D_t.
 
 
 TRANSFORMER_PLAN = TrainingPlan(

@@ -32,12 +32,10 @@ def report(config: HookeConfig, summary: dict, context) -> str:
            f"depth {config.depth}, {config.family} sources, {config.perturbation} D_t, {config.seeds} seeds, "
            f"{config.sampling} datasets. Rates in bits per response; ± are 95% t-intervals over seeds.", "",
            "```", hooke_summary.format_summary(summary, config), "```", ""]
-  for key, entry in summary.items():
-    if key == "acceptance":
-      continue
+  for key, entry in summary["models"].items():
     row = entry["by_l"][smallest]
     lines.append(f"- {key}: slope {row['slope_mean']:.3f} ± {row['slope_ci95']:.3f} at l = {smallest} — "
                  f"{slope_reading(row)}; paper's signs Δγ_p < 0 < Δγ_a in {100 * row['share_paper_signs']:.0f}% of "
                  "runs.")
-  lines.append("")
+  lines += ["", "Verdicts:", ""] + context.verdicts(summary) + [""]
   return "\n".join(lines + context.links()) + "\n"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments import statistics, verdicts
 from experiments.hooke.config import HookeConfig
 from experiments.hooke.run import units
 from experiments.run_dir import RunDir
-from experiments.verdicts_legacy import mean_ci
+from experiments.statistics import mean_ci
 from theory.conventions import ALIGN, PRETRAIN
 
-RATE_TOLERANCE_BITS = 1e-3  # issue 3: the tabular joint model must match the exact mixture this closely.
-SLOPE_TOLERANCE = 0.1  # issue 3: |slope - 1| allowed for the tabular joint model.
+RATE_TOLERANCE_BITS = 1e-3  # acceptance: the tabular joint model must match the exact mixture this closely.
+SLOPE_TOLERANCE = 0.1  # acceptance: |slope - 1| allowed for the tabular joint model.
+SMALLEST_SLOPE = 0.5  # a slope of log|ratio| on log k below this (half the theory's 1) counts as no k-scaling.
 
 
 def collect(config: HookeConfig, run_dir: RunDir) -> dict[tuple[str, str], dict[str, np.ndarray]]:
@@ -41,14 +43,17 @@ def slope_per_seed(k: np.ndarray, ratio: np.ndarray) -> np.ndarray:
 
 
 def summarize(config: HookeConfig, run_dir: RunDir) -> dict:
-  """Per (model, regime): ratio Δγ_a/Δγ_p at each l (mean ± 95% CI over seeds, per k), the slope of
+  """'models', per (model, regime): ratio Δγ_a/Δγ_p at each l (mean ± 95% CI over seeds, per k), the slope of
   log|ratio| against log k at each l with its CI, the share of runs with the paper's signs (Δγ_p < 0 < Δγ_a),
   the same from the theory's exact mixture, and the largest gap between model and theory rates (bits).
 
-  The acceptance check of issue 3 is reported under 'acceptance' for the tabular joint model: rates within
+  The acceptance check is reported under 'acceptance' for the tabular joint model: rates within
   RATE_TOLERANCE_BITS of the exact mixture, and the slope at the smallest l within SLOPE_TOLERANCE of 1.
+  'verdicts' (experiments.verdicts, raw): per model, at the smallest l, the joint slope as a consistency check (the
+  weighted identity holds at any stationary point of the joint objective: docs/THEORY.md §5.1) and the sequential
+  slope as a test of the paper's k-scaling (exact sign-flip test over seeds that the slope is > 0).
   """
-  results = {}
+  models = {}
   for (model, regime), entry in collect(config, run_dir).items():
     k, delta, theory = entry["k"], entry["delta"], entry["theory_delta"]
     with np.errstate(divide='ignore', invalid='ignore'):  # Δγ_p = 0 (no change at all) gives NaN
@@ -68,11 +73,14 @@ def summarize(config: HookeConfig, run_dir: RunDir) -> dict:
           "theory_slope": float(np.mean(slope_per_seed(k, theory_ratio[..., j]))) if len(k) >= 2 else float("nan"),
           "share_paper_signs": float(np.mean((delta[..., j, PRETRAIN] < 0) & (delta[..., j, ALIGN] > 0))),
       }
-    results[f"{model}/{regime}"] = {"model": model, "regime": regime, "k": k.tolist(), "by_l": by_l,
+    models[f"{model}/{regime}"] = {"model": model, "regime": regime, "k": k.tolist(), "by_l": by_l,
                                      "max_rate_gap_to_theory_bits": float(np.max(entry["gap"])),
                                      "parameter_count": int(entry["parameter_count"])}
   smallest = f"{min(config.l_grid):g}"
-  tabular = results.get("tabular/joint")
+  results = {"models": models, "verdicts": [
+      _slope_verdict(key, entry["by_l"][smallest]["slopes"], entry["regime"], smallest)
+      for key, entry in models.items() if np.all(np.isfinite(entry["by_l"][smallest]["slopes"]))]}
+  tabular = models.get("tabular/joint")
   if tabular is not None:
     slope = tabular["by_l"][smallest]["slope_mean"]
     gap = tabular["max_rate_gap_to_theory_bits"]
@@ -83,15 +91,27 @@ def summarize(config: HookeConfig, run_dir: RunDir) -> dict:
   return results
 
 
+def _slope_verdict(key: str, slopes: list[float], regime: str, l_value: str) -> dict:
+  """The verdict on one model and regime's slopes of log|Δγ_a/Δγ_p| on log k (one per seed)."""
+  test = statistics.paired_difference(np.asarray(slopes), np.zeros(len(slopes)), alternative="greater",
+                                      units="per unit log k", what="mean over seeds of the slope")
+  joint = regime == "joint"
+  claim = (f"joint regime, l = {l_value}: |Δγ_a/Δγ_p| scales as k (first-order optimality of the joint objective)"
+           if joint else f"sequential regime, l = {l_value}: |Δγ_a/Δγ_p| grows with k (the paper's k-scaling)")
+  return verdicts.verdict(
+      f"hooke/{key}", claim, test.effect, test.test, "positive", per_seed=slopes, consistency_check=joint,
+      smallest_effect_of_interest=SMALLEST_SLOPE,
+      can_show="that fine-tuning moves alignment more, relative to pre-training, the larger k",
+      cannot_show="the mechanism (the joint slope holds at any stationary point, whatever the model)")
+
+
 def format_summary(results: dict, config: HookeConfig) -> str:
   """A plain-text table: model, regime, parameters, slope at each l (mean ± CI), -ratio/k at the smallest l."""
   smallest = f"{min(config.l_grid):g}"
   grid = ", ".join(f"{l:g}" for l in config.l_grid)
   lines = [f"{'model/regime':<24} {'params':>7}  {'slope of log|Δγa/Δγp| vs log k at l = ' + grid:<60}"
            f"  -ratio/k at l={smallest} (per k)  max|rate-theory| bits"]
-  for key, entry in results.items():
-    if key == "acceptance":
-      continue
+  for key, entry in results["models"].items():
     slopes = ", ".join(f"{v['slope_mean']:.3f}±{v['slope_ci95']:.3f}" for v in entry["by_l"].values())
     per_k = ", ".join(f"{v:.3g}" for v in entry["by_l"][smallest]["minus_ratio_over_k_mean"])
     lines.append(f"{key:<24} {entry['parameter_count']:>7}  {slopes:<60}  {per_k:<28}  "
@@ -101,4 +121,6 @@ def format_summary(results: dict, config: HookeConfig) -> str:
     lines.append(f"acceptance (tabular joint): max rate gap {a['tabular_joint_max_rate_gap_bits']:.2e} bits "
                  f"(<= {a['rate_tolerance_bits']:g}), slope {a['tabular_joint_slope_at_smallest_l']:.4f} "
                  f"(within {a['slope_tolerance']:g} of 1): {'PASSED' if a['passed'] else 'FAILED'}")
+  lines.append("verdicts (Holm-corrected within this run; `elasticity reproduce` corrects over the whole report):")
+  lines += [f"  {line}" for line in verdicts.lines(results.get("verdicts", []), "this run")]
   return "\n".join(lines)

@@ -4,6 +4,8 @@ This package holds the shared code (config, runs, summary, figures, report); thi
 Its siblings model_size, pretrain_volume and families are experiments of the same code with their own scales.
 """
 
+import functools
+
 from experiments.protocol import Experiment
 from experiments.rebound import config, figures, report, run, summary
 
@@ -15,9 +17,11 @@ def validate(rebound: config.ReboundConfig) -> None:
 
 
 def family_member(name: str, title: str, help_text: str, package: str, draw) -> Experiment:
-  """An experiment of the rebound family: the shared code with its own name, scales and figure."""
+  """An experiment of the rebound family: the shared code with its own name, scales, figure and confirmatory tests
+  (summary.CONFIRMATORY[name])."""
+  summarize = functools.partial(summary.summarize, confirmatory=summary.CONFIRMATORY[name])
   return Experiment(name=name, title=title, help=help_text, config_class=config.ReboundConfig, package=package,
-                    units=run.units, run_unit=run.run_unit, summarize=summary.summarize,
+                    units=run.units, run_unit=run.run_unit, summarize=summarize,
                     format_summary=summary.format_summary, figures=draw, report=report.report, validate=validate)
 
 

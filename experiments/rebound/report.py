@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments import statistics
 from experiments.rebound import summary as rebound_summary
 from experiments.rebound.config import ReboundConfig
 from experiments.rebound.run import units
@@ -39,28 +40,24 @@ def table3_answer(config: ReboundConfig, summary: dict, run_dir) -> list[str]:
   """The Table 3 tension, from the rebound run's positive-first SFT cells, against the mixture theory."""
   lines = []
   for unit in units(config):
-    if unit.order != "positive_first" or not run_dir.done(unit.name):
+    cell = summary["cells"].get(f"{unit.name} sft")
+    if unit.order != "positive_first" or cell is None:
       continue
     _, arrays = run_dir.load(unit.name)
-    cell = summary["cells"].get(f"{unit.name} sft")
-    if cell is None:
-      continue
     t3 = cell["table3"]
     theory = mixture_examples_to_revert(config.first_sizes, arrays["pretrain_source_positive_share"])
     toy = [f"{v:.0f}" for v in t3["examples_to_pretrained_score_median"]]
     kl = [f"{m:.3f}" for m in t3["kl_after_first_stage_nats"]["mean"]]
     tension = t3["tension"]
-    rho = "n/a" if tension["rho"] is None else f"{tension['rho']:+.3f} (p = {tension['p_two_sided']:.2g})"
     lines += [
         f"- {unit.name}, SFT: KL(model ‖ pre-trained) after n1 = {list(config.first_sizes)} positives: {kl} nats "
         f"(the paper's Table 3 also grows with n1). Negatives needed to bring the positive score back to the "
-        f"pre-trained model's (median over seeds): {toy}; Spearman rho(n1, needed) = {rho}. The paper's Table 3 has "
-        f"rho < 0 (fewer negatives after more alignment).",
+        f"pre-trained model's (median over seeds): {toy}; {_direction(tension)}. The paper's Table 3 needs fewer "
+        "negatives after more alignment.",
         f"- The size-weighted mixture (the compression theory at its optimum) needs n2 = n1 (1 − s_p)/s_p "
         f"negatives to return to the pre-training share s_p: median {np.median(theory, axis=0).round(0).tolist()} "
-        "for these n1 — increasing in n1, so the theory does not explain the paper's Table 3 pattern. The toy's "
-        "sequentially trained models return far sooner than the mixture predicts (elasticity), and "
-        f"{_direction(tension)}.",
+        "for these n1 — increasing in n1, so the theory does not explain the paper's Table 3 pattern; the toy's "
+        "sequentially trained models return far sooner than the mixture predicts.",
         f"- KL below ε = {config.epsilon_nats:g} nats: reached in "
         f"{t3['examples_to_kl_below_epsilon_reached']} of {config.seeds} seeds per n1; smallest KL on the curve "
         f"{[round(v, 3) for v in t3['min_kl_along_curve_nats']['mean']]} nats (the fine-tuned model also changes "
@@ -70,40 +67,45 @@ def table3_answer(config: ReboundConfig, summary: dict, run_dir) -> list[str]:
 
 
 def _direction(tension: dict) -> str:
-  if tension["rho"] is None:
-    return "too few seeds reverted within the grid to tell a direction"
-  if tension["p_two_sided"] >= 0.05:
-    return f"the number they need does not depend on n1 significantly (rho = {tension['rho']:+.2f})"
-  return ("they need fewer after more alignment, as in the paper" if tension["rho"] < 0
-          else "they need more after more alignment, as the mixture does")
+  """The descriptive trend of the examples needed to revert against n1, in words (two-sided Page test)."""
+  if "page_p" not in tension:
+    return f"too few seeds reverted within the grid to tell a direction ({tension['seeds_used']} did)"
+  slope = tension["slope"]
+  words = (f"mean per-seed slope {slope:+.3g} examples per doubling of n1 [{tension['slope_ci'][0]:+.3g}, "
+           f"{tension['slope_ci'][1]:+.3g}], two-sided Page p = {tension['page_p']:.2g}, "
+           f"{tension['seeds_used']} seeds; descriptive")
+  if tension["page_p"] >= 0.05:
+    return f"no trend in n1 distinguishable from none ({words})"
+  return f"{'fewer, as in the paper' if slope < 0 else 'more, as the mixture does'} after more alignment ({words})"
 
 
-def families_answer(summary: dict | None) -> list[str]:
-  """Q3: the fast-then-slow verdict and early/late slopes per source family."""
-  if summary is None:
-    return ["- (no families run found)"]
-  lines = []
+def families_answer(summary: dict, context) -> list[str]:
+  """Is the Pareto assumption needed? The decay verdict and half-life of each source family."""
+  lines, shown = [], []
   for cell in summary["cells"].values():
-    early = np.mean(cell["early_drop_per_example"]["mean"])
-    late = np.mean(cell["late_drop_per_example"]["mean"])
-    lines.append(f"- {cell['family']}: fast then slow {'SHOWN' if cell['holds']['fast_then_slow'] else 'NOT SHOWN'}; "
-                 f"early fall {early:.3g} per example, late {late:.3g} (ratio {early / late:.3g}).")
-  shown = [c["holds"]["fast_then_slow"] for c in summary["cells"].values()]
-  lines.append(f"- Answer: the rebound {'looks the same' if all(shown) else 'differs'} across "
-               f"{len(shown)} families ({sum(shown)} of {len(shown)} show fast-then-slow): "
-               f"{'the Pareto assumption is not needed for it' if all(shown) else 'see the rows above'}.")
-  return lines
+    key = f"{cell['label']}/decay"
+    status = context.status(summary, key)
+    shown.append(status == statistics.SHOWN)
+    life = ", ".join(f"{v:.3g}" for v in cell["half_life"]["mean"])
+    lines.append(f"- {cell['family']}: fast, then slow: {status}; half-life per n1 {life} examples.")
+  if all(shown):
+    answer = "the rebound is fast-then-slow for every family: the Pareto assumption is not needed for it"
+  elif not any(shown):
+    answer = "fast-then-slow is shown for no family (see the statuses: inconclusive is not absence)"
+  else:
+    answer = f"fast-then-slow is shown for {sum(shown)} of {len(shown)} families"
+  return lines + [f"- Answer: {answer}."]
 
 
 def report(config: ReboundConfig, summary: dict, context) -> str:
   """The section of one rebound-family experiment: setup, verdicts, tables, open questions, figures."""
   lines = [_describe(config), "", "Verdicts:", ""]
-  lines += [f"- {line}" for line in summary["verdicts"]]
+  lines += context.verdicts(summary)
   lines += ["", "```", rebound_summary.format_summary(summary, config), "```", ""]
   if context.experiment == "rebound":
     lines += ["**The Table 3 tension: more alignment data (smaller k) yet fewer negatives to revert?**", ""]
     lines += table3_answer(config, summary, context.run_reader) + [""]
   if context.experiment == "families":
     lines += ["**Is the Pareto assumption needed: does the rebound look the same for other distributions?**", ""]
-    lines += families_answer(summary) + [""]
+    lines += families_answer(summary, context) + [""]
   return "\n".join(lines + context.links()) + "\n"

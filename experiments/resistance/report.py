@@ -37,7 +37,7 @@ def describe(config: ResistanceConfig) -> str:
 def report(config: ResistanceConfig, summary: dict, context) -> str:
   """The section: the config in words, the verdict lines, mean KLs, the table and the figure."""
   lines = [f"Paper Table 1 and Appendix Table 2 at toy scale. {describe(config)}", "", "Verdicts:", ""]
-  lines += [f"- {line}" for line in summary["verdicts"]]
+  lines += context.verdicts(summary)
   kl = summary.get("statistics", {}).get("mean_kl")
   if kl:
     lines += ["", f"Mean KL(target ‖ model) over every cell and seed, nats per response: forward "

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from experiments import verdicts_legacy as verdicts
+from experiments import statistics, verdicts
 from experiments.resistance.config import PAIRS, ResistanceConfig
 from experiments.resistance.run import units
 from experiments.run_dir import RunDir
-from experiments.verdicts_legacy import mean_ci
+from experiments.statistics import mean_ci
 
 PAIR_NAMES = tuple(f"θ{i + 1}-θ{j + 1}" for i, j in PAIRS)
 QUANTITIES = ("loss_nats_per_token", "target_entropy_nats_per_token", "excess_nats_per_token", "kl_before_nats",
               "kl_after_nats")
-"""Per-direction arrays of a unit summarised in every row (see toy_models.resistance.run_unit)."""
-EXCESS_EFFECT = "Resistance, entropy-free: inverse excess loss (loss − target entropy) below forward"
+"""Per-direction arrays of a unit summarised in every row (see experiments.resistance.run.run_unit)."""
 
 
 def _mean_ci(values) -> dict[str, float]:
@@ -29,27 +26,29 @@ def collect(config: ResistanceConfig, run_dir: RunDir) -> list[tuple[dict, dict]
   return [run_dir.load(unit.name) for unit in units(config) if run_dir.done(unit.name)]
 
 
-def _statistics(verdict: verdicts.Verdict, differences: np.ndarray, p_values: np.ndarray) -> dict:
-  return {"holds": verdict.holds, "cells": int(differences.size), "cells_inverse_lower": int((differences < 0).sum()),
-          "cells_significant": int((p_values < verdicts.ALPHA).sum()), "mean_gap": float(differences.mean()),
-          "gaps": differences.tolist(), "p_values": p_values.tolist()}
+SMALLEST_GAP = 0.005  # nats per token: a mean inverse - forward gap smaller than this counts as no resistance.
+CLAIMS = {"loss": "inverse alignment reaches a lower final loss than forward (paper Table 1's statistic)",
+          "excess": "inverse alignment reaches a lower loss above the target entropy (entropy-free, Appendix Table 2)"}
 
 
 def summarize(config: ResistanceConfig, run_dir: RunDir) -> dict:
-  """The Table 1 analogue of the finished units, with two verdicts.
+  """The Table 1 analogue of the finished units, with two pre-registered verdicts.
+
+  Cells (dataset x size x pair) share their seeds (the same pre-trained models and SFT runs), so the tests are
+  cluster-aware: each seed's inverse - forward gaps are averaged over the cells and the seed means are tested with
+  the exact sign-flip test (statistics.cluster_mean_difference). Per-cell counts are descriptive.
 
   Args:
     config: the run's config.
     run_dir: its run directory.
 
   Returns:
-    A JSON-able dict: 'rows', one per (dataset, size, pair) cell, with forward and inverse mean ± 95% CI over
-    seeds of the final loss and the target's entropy (nats per token), of the excess (loss - entropy, nats per
-    token) and of KL(target ‖ model) before and after training (nats per response); 'loss_gap' and 'excess_gap'
-    (inverse - forward, paired by seed: mean ± CI; negative = the paper's resistance) with the one-sided paired
-    t-test p-values of inverse < forward. 'verdicts': the lines of proofs_check.verdicts.resistance_verdict on the
-    loss (the paper's statistic) and on the excess (the same test with each target's entropy removed);
-    'statistics': the numbers behind both, and the mean KLs over every cell and seed.
+    A JSON-able dict: 'rows', one per (dataset, size, pair) cell, with forward and inverse mean ± 95% CI over seeds
+    of the final loss and the target's entropy (nats per token), of the excess (loss - entropy, nats per token) and
+    of KL(target ‖ model) before and after training (nats per response); 'loss_gap' and 'excess_gap' (inverse -
+    forward, paired by seed: mean ± CI, exact per-cell sign-flip p, descriptive); 'statistics': per quantity the
+    cluster test and the descriptive cell counts; 'verdicts': the two verdicts (loss: the paper's statistic; excess:
+    the same with each target's entropy removed), raw (experiments.verdicts).
 
   References:
     Ji et al., "Language Models Resist Alignment", ACL 2025, Table 1 and Appendix Table 2.
@@ -65,21 +64,30 @@ def summarize(config: ResistanceConfig, run_dir: RunDir) -> dict:
       for key, quantity in (("loss", "loss_nats_per_token"), ("excess", "excess_nats_per_token")):
         forward, inverse = arrays[f"forward_{quantity}"][:, index], arrays[f"inverse_{quantity}"][:, index]
         row[f"{key}_gap"] = _mean_ci(inverse - forward)
-        row[f"{key}_gap_p"] = verdicts.paired_less(inverse, forward)[1]
+        row[f"{key}_gap_p"] = statistics.paired_difference(inverse, forward, alternative="less").test.p_value
         paired[key][0].append(forward)
         paired[key][1].append(inverse)
       rows.append(row)
   if not rows:
     return {"rows": [], "verdicts": [], "statistics": {}}
-  loss_verdict, loss_gaps, loss_p = verdicts.resistance_verdict(*map(np.stack, paired["loss"]))
-  excess_verdict, excess_gaps, excess_p = verdicts.resistance_verdict(*map(np.stack, paired["excess"]))
-  excess_verdict = dataclasses.replace(excess_verdict, effect=EXCESS_EFFECT)
+  found, numbers = [], {}
+  for key in ("loss", "excess"):
+    forward, inverse = np.stack(paired[key][0]), np.stack(paired[key][1])
+    test = statistics.cluster_mean_difference(inverse, forward, alternative="less", units="nats per token",
+                                              what="mean over cells and seeds of inverse - forward")
+    cells = statistics.cells_consistent(inverse, forward, alternative="less")
+    numbers[key] = {"cells": cells.n_cells, "cells_inverse_lower": cells.n_in_direction,
+                    "cells_significant": cells.n_significant, "cells_text": cells.text(),
+                    "seed_means": test.per_seed.tolist(), "cohens_dz": test.cohens_dz}
+    found.append(verdicts.verdict(
+        f"resistance/{key}", CLAIMS[key], test.effect, test.test, "negative",
+        smallest_effect_of_interest=SMALLEST_GAP,
+        per_seed=test.per_seed,
+        can_show="that returning to an earlier checkpoint's outputs is easier than moving to a later one's",
+        cannot_show="anything cell by cell (cells share seeds; per-cell counts are descriptive)"))
   kl = {f"{direction}_{when}_nats": float(np.mean([row[f"{direction}_kl_{when}_nats"]["mean"] for row in rows]))
         for direction in ("forward", "inverse") for when in ("before", "after")}
-  statistics = {"loss": _statistics(loss_verdict, loss_gaps, loss_p),
-                "excess": _statistics(excess_verdict, excess_gaps, excess_p), "mean_kl": kl}
-  return {"rows": rows, "verdicts": [loss_verdict.line(), excess_verdict.line()], "statistics": statistics,
-          "holds": {"loss": loss_verdict.holds, "excess": excess_verdict.holds}}
+  return {"rows": rows, "verdicts": found, "statistics": {**numbers, "mean_kl": kl}}
 
 
 def _pm(entry: dict, sign: str = "") -> str:
@@ -103,4 +111,5 @@ def format_summary(summary: dict, config: ResistanceConfig) -> str:
                  f"{row['loss_gap_p']:>6.2g}  {row['forward_excess_nats_per_token']['mean']:>10.4f} "
                  f"{row['inverse_excess_nats_per_token']['mean']:>10.4f} {row['excess_gap']['mean']:>+11.4f} "
                  f"{row['excess_gap_p']:>6.2g}  {kl}")
-  return "\n".join(lines + summary["verdicts"])
+  lines.append("verdicts (Holm-corrected within this run; `elasticity reproduce` corrects over the whole report):")
+  return "\n".join(lines + [f"  {line}" for line in verdicts.lines(summary["verdicts"], "this run")])
