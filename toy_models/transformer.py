@@ -56,6 +56,13 @@ def _lift(vector: jax.Array, x: jax.Array) -> jax.Array:
   return vector.reshape((1,) * (x.ndim - 1) + vector.shape)
 
 
+def _shift_like(shift: jax.Array, x: jax.Array) -> jax.Array:
+  """`shift` (T, W) or (B, T, W) as an array of x's shape (B, T, W); one-line ValueError for any other shape."""
+  if shift.shape not in (x.shape, x.shape[1:]):
+    raise ValueError(f"embedding_shift has shape {shift.shape}; allowed: {x.shape[1:]} or {x.shape}")
+  return jnp.broadcast_to(shift.reshape((1,) * (x.ndim - shift.ndim) + shift.shape), x.shape).astype(x.dtype)
+
+
 def _apply(params: dict, x: jax.Array) -> jax.Array:
   out = x @ params["w"]
   return out + _lift(params["b"], out)
@@ -73,9 +80,27 @@ def _attention(params: dict, x: jax.Array, heads: int) -> jax.Array:
   return _apply(params["attn_out"], mixed)
 
 
-def logits(params: dict, inputs: jax.Array, heads: int) -> jax.Array:
-  """Next-token logits (B, T, 3) for inputs (B, T) of symbols 0, 1, 2 (begin)."""
+def logits(params: dict, inputs: jax.Array, heads: int, embedding_shift: jax.Array | None = None) -> jax.Array:
+  """Next-token logits (B, T, 3) for inputs (B, T) of symbols 0, 1, 2 (begin).
+
+  Args:
+    params: the parameters (from init).
+    inputs: input symbols (B, T).
+    heads: attention heads.
+    embedding_shift: optional (T, width) or (B, T, width) array added to the input embeddings (token plus
+      position) before the first block, e.g. Vaccine's perturbation of the representation; a (T, width) shift is
+      shared by every sequence of the batch. None (the default) computes exactly what it did without the argument.
+
+  Returns:
+    Next-token logits (B, T, 3).
+
+  References:
+    Huang et al., "Vaccine: Perturbation-aware Alignment for Large Language Models against Harmful Fine-tuning",
+    NeurIPS 2024 (embedding perturbations).
+  """
   x = params["embed"][inputs] + params["position"][None, : inputs.shape[1]]
+  if embedding_shift is not None:
+    x = x + _shift_like(embedding_shift, x)
   for block in params["blocks"]:
     x = x + _attention(block, _layer_norm(block["attn_norm"], x), heads)
     hidden = jax.nn.gelu(_apply(block["mlp_in"], _layer_norm(block["mlp_norm"], x)))
