@@ -1,7 +1,10 @@
 """Tests of theory.compression: Huffman optimality and bounds, expected lengths, the paper's formula."""
 
+import contextlib
+import heapq
 import itertools
 import math
+import time
 
 import numpy as np
 import pytest
@@ -25,6 +28,108 @@ def brute_force_optimal_length(probs):
     if sum(2.0**-x for x in lengths) <= 1 + 1e-12:
       best = min(best, sum(p * x for p, x in zip(positive, lengths, strict=True)))
   return best
+
+
+def heap_huffman_lengths(probs):
+  """Reference: the textbook priority-queue Huffman, one merge per pop pair, key (weight, smallest symbol below)."""
+  probs = np.asarray(probs, dtype=np.float64)
+  lengths = np.zeros(probs.shape, dtype=np.int64)
+  heap = [(float(probs[s]), int(s), [int(s)]) for s in np.flatnonzero(probs > 0)]
+  heapq.heapify(heap)
+  while len(heap) > 1:
+    weight_1, key_1, symbols_1 = heapq.heappop(heap)
+    weight_2, key_2, symbols_2 = heapq.heappop(heap)
+    lengths[symbols_1 + symbols_2] += 1  # every symbol below the merged node gets one more bit
+    heapq.heappush(heap, (weight_1 + weight_2, min(key_1, key_2), symbols_1 + symbols_2))
+  return lengths
+
+
+# Rows with at least this many positive symbols take the phase-vectorised merge: 2 forces it on every row,
+# 10**9 forces the one-node-at-a-time loop, None keeps the module's default split.
+HUFFMAN_PATHS = [2, None, 10**9]
+
+
+@contextlib.contextmanager
+def forced_path(vectorised_from):
+  """Context in which huffman_code_lengths takes the path `vectorised_from` selects (see HUFFMAN_PATHS)."""
+  with pytest.MonkeyPatch.context() as patch:
+    if vectorised_from is not None:
+      patch.setattr(compression, "_VECTORISED_MIN_SYMBOLS", vectorised_from)
+    yield
+
+
+def tied_probabilities(rng, n_symbols):
+  """Probabilities with many exact ties: small integer weights (some zero) over their sum."""
+  weights = rng.integers(0, 4, n_symbols).astype(np.float64)
+  weights[rng.integers(n_symbols)] += 1.0
+  return weights / weights.sum()
+
+
+@pytest.mark.parametrize("vectorised_from", HUFFMAN_PATHS)
+@pytest.mark.parametrize("seed", range(6))
+def test_lengths_equal_the_reference_heap_huffman_with_its_tie_breaking(vectorised_from, seed):
+  rng = np.random.default_rng(seed)
+  for n_symbols in [2, 3, 7, 40, 600, 2500]:
+    for probs in [tied_probabilities(rng, n_symbols), rng.dirichlet(np.ones(n_symbols)),
+                  rng.pareto(1.5, n_symbols) / 1e3 + 2.0 ** -rng.integers(0, 40, n_symbols)]:
+      probs = probs / probs.sum()
+      with forced_path(vectorised_from):
+        lengths = compression.huffman_code_lengths(probs)
+      assert np.array_equal(lengths, heap_huffman_lengths(probs))
+
+
+@pytest.mark.parametrize("vectorised_from", HUFFMAN_PATHS)
+@given(probs=probability_vectors)
+def test_expected_length_equals_the_reference_heap_huffman(vectorised_from, probs):
+  # Extreme inputs (5e-324 next to 0.5) make float sums absorb their smaller term, where the two algorithms
+  # may break ties differently; the expected lengths still agree to rounding of the weights.
+  with forced_path(vectorised_from):
+    lengths = compression.huffman_code_lengths(probs)
+  reference = heap_huffman_lengths(probs)
+  assert float((probs * lengths).sum()) == pytest.approx(float((probs * reference).sum()), rel=1e-12, abs=1e-300)
+  positive = probs > 0
+  assert (lengths[~positive] == 0).all()
+  if positive.sum() >= 2:
+    assert np.sum(2.0 ** -lengths[positive]) == 1.0  # complete code: Kraft sum exactly 1 (powers of two)
+  else:
+    assert (lengths == 0).all()
+
+
+@pytest.mark.parametrize("vectorised_from", HUFFMAN_PATHS)
+@pytest.mark.parametrize("n_symbols", [1, 2, 3, 5, 8, 600, 1000, 1024, 3000])
+def test_uniform_source_gets_the_two_lengths_of_a_complete_tree(vectorised_from, n_symbols):
+  # All weights tie. In an optimal code for n equal weights no two lengths differ by 2 or more (else merging
+  # a deepest sibling pair and splitting a shallow leaf shortens the code), so with m = floor(log2 n) the
+  # lengths are m and m + 1, and Kraft's equality a 2**-m + b 2**-(m+1) = 1 with a + b = n gives
+  # b = 2 (n - 2**m) symbols of length m + 1, whatever the tie-breaking.
+  with forced_path(vectorised_from):
+    lengths = compression.huffman_code_lengths(np.full(n_symbols, 1.0 / n_symbols))
+  m = int(math.floor(math.log2(n_symbols)))
+  if n_symbols == 1:
+    assert lengths.tolist() == [0]
+    return
+  assert np.count_nonzero(lengths == m + 1) == 2 * (n_symbols - 2**m)
+  assert np.count_nonzero(lengths == m) == n_symbols - 2 * (n_symbols - 2**m)
+
+
+def test_zero_probability_symbols_and_a_single_symbol_get_length_zero():
+  assert compression.huffman_code_lengths([0.0, 1.0, 0.0]).tolist() == [0, 0, 0]
+  assert compression.huffman_code_lengths([0.0, 0.25, 0.0, 0.75]).tolist() == [0, 1, 0, 1]
+  probs = np.zeros(1000)
+  probs[::2] = 1 / 500
+  lengths = compression.huffman_code_lengths(probs)
+  assert (lengths[1::2] == 0).all() and np.sum(2.0 ** -lengths[::2]) == 1.0
+
+
+def test_a_hundred_thousand_leaves_are_coded_optimally_and_fast():
+  probs = np.random.default_rng(3).dirichlet(np.ones(100_000))
+  start = time.perf_counter()
+  lengths = compression.huffman_code_lengths(probs)
+  seconds = time.perf_counter() - start
+  entropy = float(compression.entropy_bits(probs))
+  expected = float((probs * lengths).sum())
+  assert entropy <= expected < entropy + 1 and np.sum(2.0 ** -lengths) == 1.0
+  assert seconds < 2.0  # generous: ~0.05 s here; the old priority queue took ~1 s and grows faster than n
 
 
 @given(probability_vectors)

@@ -24,6 +24,8 @@ def _first_bad(array: np.ndarray, bad: np.ndarray) -> str:
 
 def check_finite_non_negative(name: str, array: np.ndarray) -> None:
   """Raises ValueError if `array` holds NaN, infinities or negative entries."""
+  if array.size == 0 or (array.min() >= 0 and array.max() < np.inf):  # two passes, no temporaries; NaN fails both
+    return
   if np.isnan(array).any():
     raise ValueError(f"{name} contains NaN ({_first_bad(array, np.isnan(array))}); "
                      "allowed: finite numbers >= 0")
@@ -35,6 +37,17 @@ def check_finite_non_negative(name: str, array: np.ndarray) -> None:
                      "allowed: finite numbers >= 0")
 
 
+def _rows_are_probabilities(probs: np.ndarray) -> bool:
+  """Fast path of check_probabilities: every row sums to 1 within the tolerance and no entry is negative.
+
+  Two passes and no large temporaries; rows summing to 1 hold no NaN or infinity, so nothing else is needed.
+  """
+  if probs.size == 0:
+    return True
+  with np.errstate(over="ignore", invalid="ignore"):  # a failing array is reported by the full check
+    return bool(np.all(np.abs(probs.sum(axis=-1) - 1.0) <= ROW_SUM_TOLERANCE) and probs.min() >= 0)
+
+
 def check_probabilities(name: str, probs, *, min_ndim: int = 1) -> np.ndarray:
   """Returns `probs` as float64 after checking that every row (last axis) is a probability vector."""
   probs = as_float_array(name, probs)
@@ -42,9 +55,12 @@ def check_probabilities(name: str, probs, *, min_ndim: int = 1) -> np.ndarray:
     raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {probs.shape}")
   if probs.shape[-1] == 0:
     raise ValueError(f"{name} has an empty last axis (shape {probs.shape}); allowed: at least one leaf")
+  if _rows_are_probabilities(probs):
+    return probs
   check_finite_non_negative(name, probs)
-  sums = probs.sum(axis=-1)
-  off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
+  with np.errstate(over="ignore", invalid="ignore"):  # sums of huge values: reported below, in one line
+    sums = probs.sum(axis=-1)
+  off = ~(np.abs(sums - 1.0) <= ROW_SUM_TOLERANCE)  # NaN sums count as off
   if off.any():
     index = tuple(int(i) for i in np.argwhere(np.atleast_1d(off))[0])
     value = np.atleast_1d(sums)[index]
@@ -54,16 +70,79 @@ def check_probabilities(name: str, probs, *, min_ndim: int = 1) -> np.ndarray:
 
 
 def check_sizes(name: str, sizes) -> np.ndarray:
-  """Returns dataset sizes as float64 after checking they are finite, >= 0 and not all zero per row."""
+  """Returns dataset sizes as float64 after checking they are finite, >= 0 and not all zero per row.
+
+  Any finite sizes are accepted, up to float64's largest (1.8e308): theory functions use them through
+  rescaled_sizes, so sums such as the total size never overflow.
+  """
   sizes = as_float_array(name, sizes)
   if sizes.ndim < 1:
     raise ValueError(f"{name} must have at least one dimension (one entry per dataset), got a scalar")
+  if sizes.shape[-1] == 0:
+    raise ValueError(f"{name} has an empty last axis (shape {sizes.shape}); allowed: one size per dataset")
   check_finite_non_negative(name, sizes)
-  all_zero = sizes.sum(axis=-1) <= 0
+  all_zero = sizes.max(axis=-1) <= 0  # max, not sum: a sum of sizes near 1.8e308 would overflow
   if np.any(all_zero):
     index = tuple(int(i) for i in np.argwhere(np.atleast_1d(all_zero))[0])
     raise ValueError(f"{name} are all zero in configuration {index}; allowed: at least one positive size")
   return sizes
+
+
+def size_exponents(sizes: np.ndarray) -> np.ndarray:
+  """Per configuration, the integer e with the largest size / 2**e in [0.5, 1); shape (..., 1) for broadcasting.
+
+  Args:
+    sizes: checked sizes (see check_sizes), shape (..., n_datasets), at least one positive per configuration.
+  """
+  return np.frexp(sizes.max(axis=-1, keepdims=True))[1]
+
+
+def rescaled_sizes(sizes: np.ndarray) -> np.ndarray:
+  """Sizes divided, per configuration (last axis), by 2**e so that the largest lies in [0.5, 1).
+
+  Rates, mixtures and their derivatives in l are homogeneous of degree 0 in the sizes (only ratios matter),
+  and scaling by a power of two is exact in float64, so theory functions compute with these sizes: their
+  results are bitwise those of the raw sizes whenever the raw computation neither overflows nor underflows,
+  and stay finite for sizes up to float64's largest (1.8e308), where sums like n_p + n_a + n_t overflowed.
+  Unit scale also leaves the most room for the products of sizes in the formulas (n_a N / n_t at worst).
+  Limit: a configuration whose sizes span more than float64's normal range has its smallest sizes (below
+  2**-1022 times the largest) rounded to subnormal numbers, and those below 2**-1074 times the largest to 0.
+
+  Args:
+    sizes: checked sizes (see check_sizes), shape (..., n_datasets), at least one positive per configuration.
+
+  Returns:
+    float64 array of the same shape, largest entry per configuration in [0.5, 1).
+
+  References:
+    IEEE Std 754-2019, section 5.3.3 (scaleB, here numpy.ldexp: exact unless the result over- or underflows).
+  """
+  return np.ldexp(sizes, -size_exponents(sizes))
+
+
+def unscaled_result(name: str, scaled: np.ndarray, exponents: np.ndarray) -> np.ndarray:
+  """Multiplies back by 2**e a result computed from rescaled sizes that is proportional to the sizes.
+
+  Exact (bitwise the result of the raw sizes) unless it overflows float64, which raises ValueError.
+
+  Args:
+    name: the result's name, for the message.
+    scaled: the result computed from rescaled_sizes, shape (...).
+    exponents: size_exponents of the configurations, shape (..., 1).
+
+  Returns:
+    float64 array of shape (...): scaled * 2**e.
+  """
+  scaled, exponents = np.broadcast_arrays(np.asarray(scaled, dtype=np.float64), exponents[..., 0])
+  with np.errstate(over="ignore"):  # reported just below
+    result = np.ldexp(scaled, exponents)
+  overflowed = np.isinf(result) & np.isfinite(scaled)
+  if np.any(overflowed):
+    index = tuple(int(i) for i in np.argwhere(np.atleast_1d(overflowed))[0])
+    value = np.atleast_1d(scaled)[index] * 2.0 ** (int(np.atleast_1d(exponents)[index]) - 1023)
+    raise ValueError(f"{name} = {float(value)!r} * 2**1023 in configuration {index} overflows float64; allowed: "
+                     f"|{name}| <= {np.finfo(np.float64).max:.4g} (divide all sizes by a common factor)")
+  return result
 
 
 def check_matching(probs_name: str, probs: np.ndarray, sizes_name: str, sizes: np.ndarray) -> tuple[int, ...]:
