@@ -7,9 +7,9 @@ import math
 import pytest
 
 from elasticity_cli import bench_command, main
-from toy_models import benchmark
-from toy_models.hooke_config import HookeConfig
-from toy_models.plans import TrainingPlan
+from experiments import bench as benchmark
+from experiments.hooke.config import HookeConfig
+from experiments.hooke.plans import TrainingPlan
 from toy_models.stage_config import StageConfig
 
 SMALL = HookeConfig(depth=4, transformer_width=8, k_grid=(10.0,), l_grid=(0.1,), seeds=1, models=("tabular",),

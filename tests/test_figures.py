@@ -1,29 +1,11 @@
-"""Tests of the theory figures: data saved with provenance, figures drawn from saved data, config errors."""
+"""The theory figures' curves (theory.hooke_curves): seeded, equal to mixture rate differences, config errors."""
 
 import numpy as np
 import pytest
 
-from elasticity_cli import figure_theory, main
-from theory import hooke_curves, mixture, records
+from theory import hooke_curves, mixture
 
 SMALL = dict(depth=5, n_l=5, n_ratio_configs=8, n_huffman=6, k_curves=(10.0, 100.0))
-
-
-def test_figures_command_saves_data_and_draws_all_theory_figures(tmp_path):
-  assert main.main(["figures", "--figures-dir", str(tmp_path)]) == 0
-  for name in figure_theory.FILES:
-    assert (tmp_path / name).stat().st_size > 10_000
-  saved = records.read_json(tmp_path / "data" / "theory" / "provenance.json")
-  assert saved["config"]["seed"] == 0 and saved["package_versions"]["numpy"] == np.__version__
-
-
-def test_figures_are_drawn_from_saved_data_only(tmp_path):
-  config = hooke_curves.TheoryFiguresConfig(**SMALL)
-  figure_theory.compute(config, tmp_path)
-  assert figure_theory.load_config(tmp_path) == config
-  assert len(figure_theory.draw(tmp_path, tmp_path / "out")) == 3
-  (tmp_path / "theory" / "arrays.npz").unlink()
-  assert figure_theory.draw(tmp_path, tmp_path / "out2") == []
 
 
 def test_same_seed_same_curves_other_seed_other_curves():
@@ -50,12 +32,3 @@ def test_hooke_curves_are_rate_differences_of_the_mixture():
 def test_bad_theory_config_is_rejected(kwargs, message):
   with pytest.raises(ValueError, match=message):
     hooke_curves.TheoryFiguresConfig(**kwargs)
-
-
-def test_reproduce_scale_defaults_and_quick_flag():
-  from elasticity_cli import main
-
-  parser = main.build_parser()
-  assert parser.parse_args(["reproduce"]).scale == "default"
-  assert parser.parse_args(["reproduce", "--quick"]).scale == "quick"
-  assert parser.parse_args(["reproduce", "--scale", "paper"]).scale == "paper"

@@ -10,7 +10,7 @@ from experiments import plotting
 from experiments.hooke import summary as hooke_summary
 from experiments.hooke.config import HookeConfig
 from experiments.run_dir import RunDir
-from experiments.verdicts_legacy import mean_ci
+from experiments.statistics import mean_ci
 from theory.conventions import ALIGN, PRETRAIN
 
 FILES = ("hooke_simulated_ratio.png", "hooke_simulated_deltas.png")

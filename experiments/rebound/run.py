@@ -104,7 +104,7 @@ def _pretrain(config, unit, model, data, run_dir, progress):
   keys = _keys(config, 0, 1)
   path = run_dir.checkpoint_path(unit.pretrain_name)
   if path.exists():
-    return checkpoints.load_params(path, jax.eval_shape(functools.partial(training.init_params, model), keys))
+    return checkpoints.load_params(path, training.init_params(model, keys))
   params = training.init_params(model, keys)
   steps = np.full(config.seeds, config.pretrain.steps_for(unit.pretrain_mass))
   params, _ = training.train_batch(model, config.pretrain, params, data["pretrain"], steps, keys=keys,

@@ -135,7 +135,7 @@ def _pretrained(config: ResistanceConfig, model: Model, size: tuple[int, int], p
   init = functools.partial(training.init_params, model)
   path = None if run_dir is None else run_dir.checkpoint_path(f"pretrain_w{size[0]}L{size[1]}")
   if path is not None and path.exists():
-    return checkpoints.load_params(path, jax.eval_shape(init, keys))
+    return checkpoints.load_params(path, init(keys))
   params = init(keys)
   steps = np.full(len(keys), config.pretrain.steps_for(config.pretrain_mass))
   params, _ = training.train_batch(model, config.pretrain, params, np.repeat(pretrain, 3, axis=0), steps, keys=keys,
