@@ -1,4 +1,4 @@
-"""Sharding a batch of runs over every available device (CPU cores exposed as devices, GPUs, TPUs)."""
+"""Placing a batch of runs on the devices: sharded over every available one (CPU cores as devices, GPUs, TPUs)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ RUNS_AXIS = "runs"
 
 
 def run_sharding(n_runs: int) -> NamedSharding | None:
-  """A sharding of the leading (runs) axis over the largest number of devices that divides n_runs.
+  """A sharding of the leading (runs) axis over the largest number of this process's devices that divides n_runs.
 
-  None when only one device would be used (the arrays then stay where they are).
+  None when only one device would be used (the arrays then stay where they are). Only local devices are used: in
+  a multi-process sweep (toy_models.distributed) each process trains its own runs on its own devices.
   """
-  available = jax.devices()
+  available = jax.local_devices()
   count = max(d for d in range(1, len(available) + 1) if n_runs % d == 0) if n_runs else 1
   if count == 1:
     return None
@@ -38,3 +39,19 @@ def shard_runs(tree):
   if sharding is None:
     return tree
   return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
+
+
+def place_runs(tree):
+  """Every array of `tree` (leading axis = runs) on the devices: sharded as shard_runs does, else on the default one.
+
+  Host (numpy) arrays are transferred with device_put, which compiles no XLA program (jnp.asarray of a numpy array
+  compiles one per shape in jax 0.10), and the arrays of one call all end up placed alike, so the first and later
+  calls of a jitted function see the same layout and share its program.
+
+  References:
+    JAX documentation, "Distributed arrays and automatic parallelization" (jax.device_put with a sharding).
+  """
+  leaves = jax.tree_util.tree_leaves(tree)
+  if not leaves:
+    return tree
+  return jax.device_put(tree, run_sharding(int(np.shape(leaves[0])[0])))

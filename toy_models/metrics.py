@@ -1,36 +1,193 @@
-"""Exact metrics of trained toy models, by enumerating every response of the tree through the model (float64)."""
+"""Exact metrics of trained toy models, by enumerating every response of the tree through the model (float64).
+
+The enumeration runs in chunks of runs and responses sized from an estimate of their working set, so memory stays
+bounded at any depth and run count; a result that would not fit is refused with a one-line ValueError before
+anything is allocated.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from theory import compression, mixture, token_tree, validation
-from toy_models import datasets, likelihood
+from toy_models import datasets, devices, likelihood, models
 from toy_models.models import Model
 
 LN2 = np.log(2.0)
+MEMORY_LIMIT_BYTES = 512 * 2**20  # default working set of one evaluation chunk (activations, params, output).
+RESULT_LIMIT_BYTES = 2**30  # default size of the returned (runs, n_leaves) float64 array.
+MAX_RUNS_PER_CHUNK = 32  # runs evaluated at once: run counts up to here share one compiled program per power of 2.
+MIN_RESPONSES_PER_CHUNK = 256  # responses are split down to this before runs are (larger calls, fewer of them).
+FLOAT64_BYTES = 8
+
+
+def activation_floats_per_response(model: Model) -> int:
+  """Estimated float64 activations alive at once when one run evaluates one response (an upper bound).
+
+  Fitted to XLA's own accounting (compiled.memory_analysis().temp_size_in_bytes on a CPU, jax 0.10): per response
+  of T = depth tokens, a transformer held 7 (one layer) to 25 (more layers: buffers are reused across blocks)
+  times T * width floats at mlp_ratio 4, growing by 6 T * width per unit of mlp_ratio, plus heads * T**2 attention
+  scores; the tabular and n-gram models held 6 T. The bound adds a margin to each.
+
+  References:
+    XLA's compiled-program memory analysis (jax.stages.Compiled.memory_analysis); Vaswani et al., "Attention is
+    all you need", NeurIPS 2017 (the transformer's activations).
+  """
+  tokens = model.depth
+  config = model.config
+  if config.kind == "transformer":
+    return tokens * (config.width * (6 * config.mlp_ratio + 6) + 3 * config.heads * tokens + 16)
+  return 8 * tokens + 8
+
+
+def evaluation_bytes(model: Model, runs: int, responses: int) -> int:
+  """Estimated bytes of one evaluation call: `runs` runs x `responses` responses at once, in float64.
+
+  Activations (activation_floats_per_response each), every run's parameters twice (as given and cast to float64),
+  the responses' tokens and the (runs, responses) output.
+
+  Args:
+    model: the model.
+    runs: runs evaluated at once.
+    responses: responses evaluated at once.
+
+  Returns:
+    The estimate in bytes (an upper bound of XLA's own accounting for our models, within a factor of about 5).
+
+  References:
+    XLA's compiled-program memory analysis (jax.stages.Compiled.memory_analysis).
+  """
+  parameters = model.parameter_count()
+  floats = runs * responses * (activation_floats_per_response(model) + 1) + 2 * runs * parameters
+  return FLOAT64_BYTES * floats + 4 * responses * model.depth
+
+
+def _power_of_two_at_least(value: int) -> int:
+  return 1 << max(int(value) - 1, 0).bit_length()
+
+
+def evaluation_chunks(model: Model, runs: int, *, memory_limit_bytes: int = MEMORY_LIMIT_BYTES) -> tuple[int, int]:
+  """(runs_per_chunk, responses_per_chunk) of leaf_log2_probs: the largest powers of two within the memory limit.
+
+  Runs start at min(next power of two of `runs`, MAX_RUNS_PER_CHUNK) and responses at 2**depth (every response,
+  one of them padding); responses are halved first, down to MIN_RESPONSES_PER_CHUNK, then runs, then responses.
+
+  Args:
+    model: the model.
+    runs: runs to evaluate (>= 1).
+    memory_limit_bytes: the working-set bound of one chunk (evaluation_bytes).
+
+  Returns:
+    The chunk sizes; a one-line ValueError when a single run and response would not fit.
+
+  References:
+    XLA's compiled-program memory analysis (jax.stages.Compiled.memory_analysis), which evaluation_bytes bounds.
+  """
+  run_chunk = min(_power_of_two_at_least(runs), MAX_RUNS_PER_CHUNK)
+  response_chunk = 2**model.depth
+  while evaluation_bytes(model, run_chunk, response_chunk) > memory_limit_bytes:
+    if response_chunk > MIN_RESPONSES_PER_CHUNK or (run_chunk == 1 and response_chunk > 1):
+      response_chunk //= 2
+    elif run_chunk > 1:
+      run_chunk //= 2
+    else:
+      need = evaluation_bytes(model, 1, 1)
+      raise ValueError(f"evaluating one response of {model.config.label()} at depth {model.depth} needs an estimated "
+                       f"{_size(need)}, above memory_limit_bytes={_size(memory_limit_bytes)}; allowed: a larger "
+                       "memory_limit_bytes")
+  return run_chunk, response_chunk
+
+
+def _size(n_bytes: float) -> str:
+  for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    if n_bytes >= scale:
+      return f"{n_bytes / scale:.3g} {unit}"
+  return f"{int(n_bytes)} bytes"
 
 
 @functools.lru_cache(maxsize=64)
 def _batched_log_probs(model: Model):
   def one(params, tokens):
-    params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64), params)
+    params = jax.tree_util.tree_map(lambda p: p.astype(np.float64), params)
     return likelihood.leaf_log_probs(model, params, tokens)
 
   return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
 
-def leaf_log2_probs(model: Model, params) -> np.ndarray:
+@functools.lru_cache(maxsize=4)
+def _token_chunks(depth: int, responses_per_chunk: int) -> tuple[jax.Array, ...]:
+  """Every response of the tree (int32 tokens), padded with copies of the first, in chunks, on the default device.
+
+  The whole tree's tokens (2**depth x depth int32: 84 MB at depth 20) are kept for the last few chunkings used.
+  """
+  tokens = np.asarray(token_tree.leaf_tokens(depth), np.int32)
+  padded = -(-tokens.shape[0] // responses_per_chunk) * responses_per_chunk
+  tokens = np.concatenate([tokens, np.repeat(tokens[:1], padded - tokens.shape[0], axis=0)])
+  return tuple(jax.device_put(tokens[start:start + responses_per_chunk])
+               for start in range(0, padded, responses_per_chunk))
+
+
+def leaf_log2_probs(model: Model, params, *, memory_limit_bytes: int = MEMORY_LIMIT_BYTES,
+                    result_limit_bytes: int = RESULT_LIMIT_BYTES, runs_per_chunk: int | None = None,
+                    responses_per_chunk: int | None = None) -> np.ndarray:
   """log2 q(x) of every response x under each run's model, in bits, float64, shape (runs, 2**depth - 1).
 
   Parameters stored in float32 are cast to float64 before evaluation, so the metrics are float64 throughout.
+  Runs and responses are evaluated in chunks (evaluation_chunks) whose estimated working set stays within
+  memory_limit_bytes; each response's log-probability is computed on its own, so chunking changes no number.
+  Chunks have power-of-two sizes (padded with copies that are dropped): nearby run counts share one compiled
+  program.
+
+  Args:
+    model: the model.
+    params: parameters with a leading run axis (any float type).
+    memory_limit_bytes: working-set bound of one chunk (evaluation_bytes estimates it).
+    result_limit_bytes: bound on the returned array (runs x (2**depth - 1) x 8 bytes).
+    runs_per_chunk: runs per chunk (default: from evaluation_chunks).
+    responses_per_chunk: responses per chunk (default: from evaluation_chunks).
+
+  Returns:
+    (runs, 2**depth - 1) float64 log2-probabilities in bits.
+
+  References:
+    Ji et al., "Language Models Resist Alignment", ACL 2025, Def. 3.3 (compression rate over every response).
   """
-  tokens = jnp.asarray(token_tree.leaf_tokens(model.depth))
-  return np.asarray(_batched_log_probs(model)(params, tokens), dtype=np.float64) / LN2
+  models.float_dtype(np.float64, "exact metrics (leaf_log2_probs)")
+  leaves = jax.tree_util.tree_leaves(params)
+  runs, n_leaves = int(np.shape(leaves[0])[0]), token_tree.n_leaves(model.depth)
+  result_bytes = runs * n_leaves * FLOAT64_BYTES
+  if result_bytes > result_limit_bytes:
+    raise ValueError(f"leaf_log2_probs of {runs} runs at depth {model.depth} returns {runs} x {n_leaves} float64 = "
+                     f"{_size(result_bytes)}, above result_limit_bytes={_size(result_limit_bytes)}; allowed: fewer "
+                     "runs per call, a shallower tree, or a larger result_limit_bytes")
+  if runs == 0:
+    return np.zeros((0, n_leaves))
+  chosen_runs, chosen_responses = evaluation_chunks(model, runs, memory_limit_bytes=memory_limit_bytes)
+  for name, value in (("runs_per_chunk", runs_per_chunk), ("responses_per_chunk", responses_per_chunk)):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+      raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= 1 or None")
+  run_chunk = runs_per_chunk or chosen_runs
+  response_chunk = responses_per_chunk or chosen_responses
+  token_chunks = _token_chunks(model.depth, response_chunk)
+  fn = _batched_log_probs(model)
+  padded_runs = math.ceil(runs / run_chunk) * run_chunk
+  if padded_runs == run_chunk == runs:
+    chunks = [params]
+  else:
+    host = jax.tree_util.tree_map(np.asarray, jax.device_get(params))
+    host = jax.tree_util.tree_map(lambda x: np.concatenate([x, np.repeat(x[:1], padded_runs - runs, axis=0)]), host)
+    chunks = [jax.tree_util.tree_map(lambda x, start=start: x[start:start + run_chunk], host)
+              for start in range(0, padded_runs, run_chunk)]
+  rows = []
+  for chunk in chunks:
+    placed = devices.place_runs(chunk)
+    # One chunk in flight at a time (np.asarray waits for it): the working set stays that of one chunk.
+    rows.append(np.concatenate([np.asarray(fn(placed, tokens), dtype=np.float64) for tokens in token_chunks], axis=1))
+  return np.concatenate(rows, axis=0)[:runs, :n_leaves] / LN2
 
 
 def rates_bits(log2q: np.ndarray, probs: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ import functools
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from toy_models import ngram, tabular, transformer
@@ -25,13 +24,41 @@ class Model:
 
   @property
   def dtype(self):
-    """The parameters' float type."""
-    return jnp.float64 if self.config.dtype == "float64" else jnp.float32
+    """The parameters' float type (ModelConfig.dtype), as a numpy dtype."""
+    return np.dtype(self.config.dtype)
 
   def parameter_count(self) -> int:
     """Number of scalar parameters."""
-    shapes = jax.eval_shape(self.init, jax.random.PRNGKey(0))
+    shapes = jax.eval_shape(self.init, jax.ShapeDtypeStruct((2,), np.uint32))  # a raw key, traced: nothing runs
     return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes)))
+
+
+def float_dtype(name, what: str = "this computation") -> np.dtype:
+  """The float type `name` ('float32' or 'float64', or a dtype) as a numpy dtype, checked against JAX's settings.
+
+  One-line ValueError for another name, and for float64 while JAX runs without 64-bit floats (jax_enable_x64 off:
+  JAX would silently compute in float32). Library code never turns x64 on itself; entry points do.
+
+  Args:
+    name: the type's name or a numpy dtype.
+    what: what needs it, for the error message.
+
+  Returns:
+    numpy.float32 or numpy.float64 as a numpy dtype.
+
+  References:
+    JAX documentation, "Sharp bits: double (64-bit) precision" (jax_enable_x64).
+  """
+  try:
+    dtype = None if name is None else np.dtype(name)  # np.dtype(None) would be float64
+  except (TypeError, ValueError):
+    dtype = None
+  if dtype is None or dtype.name not in ("float32", "float64"):
+    raise ValueError(f"dtype {name!r} is not allowed; allowed: float32, float64")
+  if dtype == np.float64 and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+    raise ValueError(f"{what} needs float64 but jax_enable_x64 is off; allowed: call "
+                     "jax.config.update('jax_enable_x64', True) at start-up, or float32")
+  return dtype
 
 
 @functools.lru_cache(maxsize=64)
@@ -42,7 +69,7 @@ def build_model(config: ModelConfig, depth: int) -> Model:
   """
   if not isinstance(config, ModelConfig):
     raise ValueError(f"model config must be a ModelConfig, got {type(config).__name__}")
-  dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
+  dtype = np.dtype(config.dtype)
   if config.kind == "tabular":
     if depth > 22:
       raise ValueError(f"depth={depth} is too deep for the tabular model; allowed: <= 22 (2**depth rows)")

@@ -4,6 +4,11 @@ Runs in a batch share the model and the stage's static choices (objective, optim
 are formed) and differ in arrays: initial parameters, leaf weights of the data (for DPO also of the rejected
 responses, and the reference model's log-probabilities), learning rate, number of steps, random key. A run with
 fewer steps than another stops updating when its own budget is spent.
+
+Compiling once: a batch compiles one program per (model, static stage fields, padded run count, float type,
+device layout). The runs axis is padded to run_bucket(...) with copies of the first run that take 0 steps and are
+dropped, so that calls with nearby run counts share their programs; host arrays reach the devices through
+device_put (no XLA program) and the optimiser's zero state is built on the host.
 """
 
 from __future__ import annotations
@@ -16,27 +21,83 @@ import numpy as np
 import optax
 
 from theory import token_tree
-from toy_models import devices, likelihood
+from toy_models import devices, likelihood, models
 from toy_models.models import Model
 from toy_models.stage_config import StageConfig
 
 SEGMENTS = 20  # a batch is trained in up to this many jitted segments (progress updates in between).
+CPU_PADDING_RUN_STEPS = 2048
+"""On a CPU, the most run-steps a call may spend on padded runs to reach a coarser bucket: a step costs the same
+per run at every batch size there (0.5-0.8 ms per run-step for the default width-16 transformer on 2 cores, 50-200
+us for the tabular model), so 2048 run-steps are ~1 s of the transformer, a third of the ~3 s its programs take to
+compile. Accelerators run the padded runs in otherwise idle lanes (on an H200, 200 steps of 1, 8 or 32 runs of that
+transformer took 0.09-0.13 s alike, while each program took 5-27 s to compile): there the bucket is the coarsest."""
 
 
 def _transform(optimizer: str) -> optax.GradientTransformation:
   return optax.scale_by_adam() if optimizer == "adam" else optax.identity()
 
 
-@functools.lru_cache(maxsize=4)
-def _optimizer_init(optimizer: str):
-  """The optimiser's state initialiser for a batch of runs, compiled (run op by op it compiles every leaf's zeros)."""
-  return jax.jit(jax.vmap(_transform(optimizer).init))
+def _host_tree(tree):
+  """`tree` with every leaf a numpy array (device arrays are copied to the host; no XLA program is compiled)."""
+  return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
+
+
+def _pad_rows(array: np.ndarray, size: int) -> np.ndarray:
+  """`array` with copies of its first row appended along axis 0 up to `size` rows."""
+  extra = size - array.shape[0]
+  return array if extra <= 0 else np.concatenate([array, np.repeat(array[:1], extra, axis=0)])
+
+
+def optimizer_state(optimizer: str, params):
+  """The optimiser's initial state for a batch of runs, built on the host (every state of ours starts at zero).
+
+  Shapes and types come from tracing optax's init (jax.eval_shape, nothing compiled); run as a program, the
+  initialiser would compile once per run count and parameter shape.
+
+  References:
+    Kingma & Ba, "Adam", ICLR 2015 (moments start at zero); optax documentation, GradientTransformation.init.
+  """
+  shapes = jax.eval_shape(jax.vmap(_transform(optimizer).init), params)
+  return jax.tree_util.tree_map(lambda shape: np.zeros(shape.shape, shape.dtype), shapes)
+
+
+def run_bucket(runs: int, steps: int, *, padding_run_steps: int | None = None) -> int:
+  """The padded number of runs a call of `runs` runs and up to `steps` steps is compiled for (>= runs).
+
+  The coarsest of: the next power of two, the next multiple of 8, `runs` itself, whose padded runs cost at most
+  `padding_run_steps` run-steps ((bucket - runs) * steps); by default CPU_PADDING_RUN_STEPS on a CPU and no limit
+  on accelerators (there the coarsest: 8 or the next power of two). Calls whose run counts fall in one bucket
+  share one compiled program.
+
+  Args:
+    runs: runs of the call (>= 0).
+    steps: the largest step budget among them (the padded runs are carried through every step).
+    padding_run_steps: the budget of padded run-steps (>= 0), or None for the backend's default.
+
+  Returns:
+    The run count to compile for.
+
+  References:
+    JAX documentation, "Just-in-time compilation" (a jitted function is compiled anew for each input shape).
+  """
+  if runs <= 1:
+    return max(runs, 1) if runs else 0
+  if padding_run_steps is None:
+    padding_run_steps = CPU_PADDING_RUN_STEPS if jax.default_backend() == "cpu" else None
+  power = 1 << (runs - 1).bit_length()
+  multiple = -(-runs // 8) * 8
+  for bucket in sorted({power, multiple, runs}, reverse=True):
+    if padding_run_steps is None or (bucket - runs) * max(int(steps), 1) <= padding_run_steps:
+      return bucket
+  return runs
 
 
 def learning_rate(stage: StageConfig, peak, step, total):
-  """The learning rate at `step` of a stage of `total` steps (traced values allowed)."""
-  step = jnp.asarray(step, jnp.float64)
-  total = jnp.maximum(jnp.asarray(total, jnp.float64), 1.0)
+  """The learning rate at `step` of a stage of `total` steps (traced values allowed), in the float type of `peak`."""
+  dtype = jnp.result_type(peak)
+  step = jnp.asarray(step).astype(dtype)
+  total = jnp.maximum(jnp.asarray(total).astype(dtype), 1.0)
   if stage.schedule == "constant":
     return peak * jnp.ones_like(step)
   if stage.schedule == "cosine":
@@ -149,14 +210,60 @@ def _compiled_init(model: Model):
   return jax.jit(jax.vmap(model.init))
 
 
+@functools.lru_cache(maxsize=8)
+def _device_tokens(depth: int) -> jax.Array:
+  """Every response of the tree of `depth` as int32 tokens on the default device (placed once per depth)."""
+  return jax.device_put(np.asarray(token_tree.leaf_tokens(depth), np.int32))
+
+
+def host_keys(keys) -> np.ndarray:
+  """PRNG keys (runs, ...) as a host uint32 array (typed key arrays are unwrapped to their raw data).
+
+  References:
+    JAX documentation, "Pseudorandom numbers" (raw uint32 keys and typed key arrays).
+  """
+  if isinstance(keys, jax.Array) and jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    keys = jax.random.key_data(keys)
+  return np.asarray(keys)
+
+
+def _unpad(tree, runs: int, padded: int):
+  """The first `runs` rows of every leaf of `tree`, placed on the devices (through the host: no program compiled)."""
+  if runs == padded:
+    return tree
+  return devices.place_runs(jax.tree_util.tree_map(lambda x: x[:runs], _host_tree(tree)))
+
+
 def init_params(model: Model, keys: jax.Array) -> dict:
-  """Initial parameters of a batch of runs, one per key (leading axis = runs)."""
-  return _compiled_init(model)(keys)
+  """Initial parameters of a batch of runs, one per key (leading axis = runs), in the model's float type.
+
+  The keys are padded to run_bucket(runs, 1), so that batches of nearby sizes share one compiled initialiser;
+  each run's parameters depend on its own key only. Traced keys (inside jit or jax.eval_shape) are initialised
+  in the trace, unpadded.
+
+  Args:
+    model: the model (its ModelConfig.dtype is the parameters' type; float64 needs jax_enable_x64).
+    keys: one PRNG key per run, (runs, 2) raw uint32 keys or typed keys.
+
+  Returns:
+    The parameter pytree, every leaf with a leading run axis.
+
+  References:
+    JAX documentation, "Automatic vectorization" (jax.vmap over the keys).
+  """
+  models.float_dtype(model.dtype, f"the {model.config.dtype} model {model.config.label()}")
+  if isinstance(keys, jax.core.Tracer):
+    return jax.vmap(model.init)(keys)
+  keys = host_keys(keys)
+  runs = keys.shape[0]
+  padded = run_bucket(runs, 1)
+  params = _compiled_init(model)(devices.place_runs(_pad_rows(keys, padded)))
+  return _unpad(params, runs, padded)
 
 
 def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, keys, learning_rates=None,
-                rejected_weights=None, reference_log_probs=None, progress=None,
-                label: str = "") -> tuple[dict, np.ndarray]:
+                rejected_weights=None, reference_log_probs=None, progress=None, label: str = "",
+                dtype: str | None = None, padding_run_steps: int | None = None) -> tuple[dict, np.ndarray]:
   """Trains a batch of runs for their own numbers of steps; returns final params and final losses.
 
   Args:
@@ -173,15 +280,20 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
       reference model (e.g. metrics.leaf_log2_probs * ln 2 of the starting checkpoint), (runs, n_leaves).
     progress: optional callable(done_steps, total_steps, label) called between segments.
     label: what progress shows.
+    dtype: float type of training, 'float32' or 'float64': parameters, optimiser state, data weights and learning
+      rates are cast to it (and the returned parameters are in it). None: the parameters' own type (the model's
+      ModelConfig.dtype). Metrics are float64 whatever this is (metrics.leaf_log2_probs casts up).
+    padding_run_steps: budget of run_bucket (None: the backend's default).
 
   Returns:
-    (params, losses): trained parameters (leading run axis) and each run's final training loss, float64 numpy
-    of shape (runs,): for 'sft' in nats per token, for 'dpo' the expected DPO loss in nats per pair
-    (likelihood.dpo_loss; ln 2 at the reference).
+    (params, losses): trained parameters (leading run axis, in the training type) and each run's final training
+    loss, computed in the training type and returned as float64 numpy of shape (runs,): for 'sft' in nats per
+    token, for 'dpo' the expected DPO loss in nats per pair (likelihood.dpo_loss; ln 2 at the reference).
 
   References:
     Kingma & Ba, "Adam", ICLR 2015; Loshchilov & Hutter, "SGDR" (cosine schedule), ICLR 2017; Rafailov et al.,
-    "Direct Preference Optimization: Your Language Model is Secretly a Reward Model", NeurIPS 2023.
+    "Direct Preference Optimization: Your Language Model is Secretly a Reward Model", NeurIPS 2023; Micikevicius
+    et al., "Mixed Precision Training", ICLR 2018 (training in low precision, measuring in high).
   """
   n_leaves = token_tree.n_leaves(model.depth)
   weights = _leaf_array("weights", weights, None, n_leaves, counts=True)
@@ -189,9 +301,14 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
   raw_steps = np.asarray(steps)
   if raw_steps.shape != (runs,) or np.any(raw_steps < 0) or np.any(raw_steps != np.round(raw_steps)):
     raise ValueError(f"steps={raw_steps.tolist()} is not allowed; allowed: {runs} integers >= 0")
-  steps = raw_steps.astype(np.int64)
+  if np.any(raw_steps > stage.max_steps):
+    raise ValueError(f"steps={int(raw_steps.max())} is not allowed; allowed: integers 0..{stage.max_steps}")
+  steps = raw_steps.astype(np.int32)
   if np.shape(keys)[:1] != (runs,):
     raise ValueError(f"keys have shape {np.shape(keys)}; allowed: one key per run ({runs})")
+  shapes = {np.shape(leaf)[:1] for leaf in jax.tree_util.tree_leaves(params)}
+  if shapes != {(runs,)}:
+    raise ValueError(f"params have leading axes {sorted(shapes)}; allowed: ({runs},) on every leaf (one row per run)")
   bad = np.flatnonzero(~(weights.sum(axis=1) > 0) & (steps > 0))
   if bad.size:
     raise ValueError(f"run {int(bad[0])} has no training data (all leaf weights 0) but {int(steps[bad[0]])} steps; "
@@ -200,22 +317,37 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
   peaks = np.full(runs, stage.learning_rate) if learning_rates is None else np.asarray(learning_rates, np.float64)
   if peaks.shape != (runs,) or not np.all(np.isfinite(peaks)) or np.any(peaks <= 0):
     raise ValueError(f"learning_rates={peaks.tolist()} is not allowed; allowed: {runs} finite numbers > 0")
-  tokens = jnp.asarray(token_tree.leaf_tokens(model.depth))
-  opt_state = _optimizer_init(stage.optimizer)(params)
+  float_type = models.float_dtype(jax.tree_util.tree_leaves(params)[0].dtype if dtype is None else dtype,
+                                  f"train_batch({label or model.config.label()})")
   total = int(steps.max()) if runs else 0
-  bounds = np.unique(np.linspace(0, total, min(SEGMENTS, max(total, 1)) + 1).astype(np.int64))
-  args = devices.shard_runs((params, opt_state, jax.tree_util.tree_map(jnp.asarray, data), jnp.asarray(peaks),
-                             jnp.asarray(steps), keys))
-  params, opt_state, data_d, peaks_d, steps_d, keys_d = args
+  padded = run_bucket(runs, total, padding_run_steps=padding_run_steps)
+  params = _cast_params(params, float_type, runs, padded)
+  pad = functools.partial(_pad_rows, size=padded)
+  inputs = (params, optimizer_state(stage.optimizer, params),
+            jax.tree_util.tree_map(lambda x: pad(x.astype(float_type)), data), pad(peaks.astype(float_type)),
+            np.concatenate([steps, np.zeros(padded - runs, np.int32)]), pad(host_keys(keys)))
+  params, opt_state, data_d, peaks_d, steps_d, keys_d = devices.place_runs(inputs)
+  tokens = _device_tokens(model.depth)
+  bounds = np.unique(np.linspace(0, total, min(SEGMENTS, max(total, 1)) + 1).astype(np.int32))
   fn = _batched_segment(model, _static_fields(stage))
   for start, stop in zip(bounds[:-1], bounds[1:], strict=True) if total else ():
-    params, opt_state = fn(tokens, params, opt_state, data_d, peaks_d, steps_d, keys_d, jnp.asarray(start),
-                           jnp.asarray(stop))
+    params, opt_state = fn(tokens, params, opt_state, data_d, peaks_d, steps_d, keys_d, start, stop)
     if progress is not None:
       jax.block_until_ready(params)
       progress(int(stop), total, label)
-  losses = _batched_objective(model, _static_fields(stage))(params, tokens, data_d)
-  return params, np.asarray(losses, dtype=np.float64)
+  losses = np.asarray(_batched_objective(model, _static_fields(stage))(params, tokens, data_d), dtype=np.float64)
+  return _unpad(params, runs, padded), losses[:runs]
+
+
+def _cast_params(params, float_type: np.dtype, runs: int, padded: int):
+  """`params` with float leaves in `float_type` and `padded` rows; the same device arrays when nothing changes."""
+  def target(dtype) -> np.dtype:
+    return float_type if np.issubdtype(dtype, np.floating) else dtype
+
+  leaves = jax.tree_util.tree_leaves(params)
+  if padded == runs and all(isinstance(x, jax.Array) and target(x.dtype) == x.dtype for x in leaves):
+    return params
+  return jax.tree_util.tree_map(lambda x: _pad_rows(x.astype(target(x.dtype)), padded), _host_tree(params))
 
 
 def _objective_data(stage: StageConfig, weights: np.ndarray, rejected_weights, reference_log_probs, steps: np.ndarray):

@@ -1,0 +1,171 @@
+"""Tests of compiling once: the compile counter, the persistent cache, run buckets and programs shared between calls."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import hypothesis
+import hypothesis.strategies as st
+import jax
+import numpy as np
+import optax
+import pytest
+
+from theory import token_tree
+from toy_models import compilation, metrics, training
+from toy_models.model_config import ModelConfig
+from toy_models.models import build_model
+from toy_models.stage_config import StageConfig
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEPTH = 4
+MODEL = build_model(ModelConfig(kind="tabular"), DEPTH)
+N_LEAVES = token_tree.n_leaves(DEPTH)
+
+
+def batch(runs: int, seed: int = 0):
+  """Initial parameters, leaf weights and keys of `runs` runs (numpy draws: nothing compiled)."""
+  rng = np.random.default_rng(seed)
+  params = {"logits": jax.device_put(0.3 * rng.standard_normal((runs, N_LEAVES, 3)))}
+  keys = np.stack([np.asarray(jax.random.PRNGKey(seed + i)) for i in range(runs)])
+  return params, rng.uniform(0.1, 3.0, (runs, N_LEAVES)), keys
+
+
+# The counter.
+
+def test_counter_sees_each_new_program_once():
+  offset = float(np.random.default_rng().integers(1 << 30))  # a constant no earlier test compiled
+
+  @jax.jit
+  def shifted(x):
+    return x * 2.0 + offset
+
+  three, four, five = (jax.device_put(np.ones(n)) for n in (3, 4, 5))  # device_put compiles nothing
+  with compilation.count_compilations() as outer:
+    with compilation.count_compilations() as first:
+      shifted(three)
+    with compilation.count_compilations() as again:
+      shifted(three)
+      shifted(np.zeros(3))
+    with compilation.count_compilations() as other_shape:
+      shifted(four)
+  assert (first.programs, again.programs, other_shape.programs, outer.programs) == (1, 0, 1, 2)
+  assert first.names == ["jit(shifted)"] and first.compile_seconds > 0 and first.cache_hits == 0
+  assert outer.compile_seconds == pytest.approx(first.compile_seconds + other_shape.compile_seconds)
+  assert outer.summary().startswith("2 programs compiled, ")
+  with compilation.count_compilations() as closed:
+    pass
+  shifted(five)  # compiled after the context closed: not counted
+  assert closed.programs == 0
+
+
+# The persistent cache.
+
+def test_cache_folder_comes_from_the_argument_the_variable_or_the_user_cache(monkeypatch, tmp_path):
+  monkeypatch.delenv(compilation.CACHE_ENV, raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert compilation.default_cache_dir() == tmp_path / "xdg" / "lm-elasticity" / "jax"
+  monkeypatch.delenv("XDG_CACHE_HOME")
+  assert compilation.default_cache_dir() == pathlib.Path.home() / ".cache" / "lm-elasticity" / "jax"
+  monkeypatch.setenv(compilation.CACHE_ENV, str(tmp_path / "mine"))
+  assert compilation.default_cache_dir() == tmp_path / "mine"
+  for off in ("off", "OFF", "0", "false", "no"):
+    monkeypatch.setenv(compilation.CACHE_ENV, off)
+    assert compilation.default_cache_dir() is None
+    assert compilation.enable_persistent_cache() is None  # switched off: nothing changed
+
+
+def test_bad_cache_settings_give_one_line_errors(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("")
+  for call, shown in ((lambda: compilation.enable_persistent_cache(blocker / "cache"), "cannot be created"),
+                      (lambda: compilation.enable_persistent_cache(tmp_path, min_compile_seconds=-1.0), "-1.0")):
+    with pytest.raises(ValueError, match=shown) as error:
+      call()
+    assert "\n" not in str(error.value)
+
+
+CACHE_SCRIPT = """
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from toy_models import compilation
+folder = compilation.enable_persistent_cache()
+import jax.numpy as jnp
+
+@jax.jit
+def program(x):
+  return jnp.cumsum(jnp.sin(x) * 3.0 + 1.0) @ x
+
+with compilation.count_compilations() as stats:
+  program(jnp.arange(7.0)).block_until_ready()
+print(json.dumps({"folder": str(folder), "programs": stats.programs, "hits": stats.cache_hits,
+                  "files": sum(1 for p in folder.iterdir())}))
+"""
+
+
+def test_a_second_process_loads_the_program_from_the_persistent_cache(tmp_path):
+  env = {**os.environ, compilation.CACHE_ENV: str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu",
+         "PYTHONPATH": str(ROOT)}
+  outs = []
+  for _ in range(2):
+    done = subprocess.run([sys.executable, "-c", CACHE_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    outs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+  first, second = outs
+  assert first["folder"] == second["folder"] == str((tmp_path / "cache").resolve())
+  assert first["programs"] >= 1 and first["hits"] == 0 and first["files"] >= 1
+  assert second["programs"] == first["programs"] and second["hits"] == second["programs"]
+
+
+# Buckets.
+
+@hypothesis.given(runs=st.integers(0, 5000), steps=st.integers(0, 10_000), budget=st.integers(0, 100_000))
+def test_run_bucket_is_a_coarse_size_within_the_padding_budget(runs, steps, budget):
+  bucket = training.run_bucket(runs, steps, padding_run_steps=budget)
+  assert bucket >= runs and (bucket - runs) * max(steps, 1) <= budget
+  power, multiple = 1 << max(runs - 1, 0).bit_length(), -(-runs // 8) * 8
+  assert bucket in {power, multiple, runs} | ({1} if runs <= 1 else set())
+  if runs > 1 and (max(power, multiple) - runs) * max(steps, 1) <= budget:
+    assert bucket == max(power, multiple)  # the coarsest one within the budget
+
+
+def test_padded_runs_change_no_result():
+  params, weights, keys = batch(5)
+  steps = np.array([0, 4, 9, 2, 7])
+  stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.05)
+  padded = training.train_batch(MODEL, stage, params, weights, steps, keys=keys)  # 5 runs -> bucket 8
+  exact = training.train_batch(MODEL, stage, params, weights, steps, keys=keys, padding_run_steps=0)
+  assert training.run_bucket(5, 9) == 8 and training.run_bucket(5, 9, padding_run_steps=0) == 5
+  assert padded[0]["logits"].shape == exact[0]["logits"].shape == (5, N_LEAVES, 3)
+  np.testing.assert_array_equal(np.asarray(padded[0]["logits"]), np.asarray(exact[0]["logits"]))
+  np.testing.assert_array_equal(padded[1], exact[1])
+  assert not np.array_equal(np.asarray(padded[0]["logits"][1]), np.asarray(params["logits"][1]))  # it trained
+
+
+def test_optimizer_state_built_on_the_host_equals_optax_init():
+  params, _, _ = batch(3)
+  for optimizer in ("adam", "sgd"):
+    built = training.optimizer_state(optimizer, params)
+    transform = optax.scale_by_adam() if optimizer == "adam" else optax.identity()
+    expected = jax.vmap(transform.init)(params)
+    assert jax.tree_util.tree_structure(built) == jax.tree_util.tree_structure(expected)
+    for a, b in zip(jax.tree_util.tree_leaves(built), jax.tree_util.tree_leaves(expected), strict=True):
+      assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_calls_differing_in_arrays_and_nearby_run_counts_compile_nothing_new():
+  stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, schedule="warmup_cosine")
+  params, weights, keys = batch(6)
+  training.train_batch(MODEL, stage, params, weights, np.full(6, 3), keys=keys)  # compiles for bucket 8
+  metrics.leaf_log2_probs(MODEL, params)
+  with compilation.count_compilations() as stats:
+    for runs, steps, seed in ((5, 40, 1), (7, 3, 2), (8, 25, 3)):  # other counts, budgets, segments, data
+      params, weights, keys = batch(runs, seed)
+      trained, _ = training.train_batch(MODEL, stage, params, weights, np.arange(steps, steps + runs), keys=keys,
+                                        learning_rates=np.linspace(0.01, 0.1, runs))
+      metrics.leaf_log2_probs(MODEL, trained)
+  assert stats.programs == 0, stats.names
