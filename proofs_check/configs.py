@@ -8,21 +8,25 @@ import functools
 import numpy as np
 
 from theory import token_tree
+from theory.conventions import ALIGN, ALIGNED_PREFIX, PERTURB, PRETRAIN, UNALIGNED_PREFIX
 from theory.distributions import DatasetSpec
 
-PRETRAIN, ALIGN, PERTURB = 0, 1, 2  # dataset axis of P and sizes: D_p, D_a, D_t.
+__all__ = ["ALIGN", "LAYOUTS", "MODELS", "PERTURB", "PRETRAIN", "CodeConfig", "ElasticityConfig", "StationaryConfig",
+           "layout_supports"]
 
 LAYOUTS: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {
     "shared": ((), (), ()),
-    "nested": ((), (1,), (1, 1)),
-    "overlapping": ((), (1,), ()),
-    "unaligned": ((), (1,), (0,)),
-    "disjoint": ((1,), (1,), (0,)),
+    "nested": ((), ALIGNED_PREFIX, ALIGNED_PREFIX + (0,)),
+    "overlapping": ((), ALIGNED_PREFIX, ()),
+    "unaligned": ((), ALIGNED_PREFIX, UNALIGNED_PREFIX),
+    "disjoint": (ALIGNED_PREFIX, ALIGNED_PREFIX, UNALIGNED_PREFIX),
 }
-"""Support layouts: name -> binary prefixes of (D_p, D_a, D_t). 'nested': D_t inside D_a inside D_p;
-'overlapping': D_t covers D_a's subtree and more; 'unaligned': D_t disjoint from D_a but inside D_p;
-'disjoint': D_t outside the mixture of D_p and D_a (uncovered at l = 0). At depth 2 the prefix (1, 1) has no
-leaf and 'nested' uses (1,) for D_t."""
+"""Support layouts: name -> binary prefixes of (D_p, D_a, D_t), with D_a on the aligned subtree
+(theory.conventions.ALIGNED_PREFIX) wherever it is not the whole tree. 'nested': D_t inside D_a inside D_p;
+'overlapping': D_t covers D_a's subtree and more; 'unaligned': D_t on the unaligned subtree (UNALIGNED_PREFIX),
+disjoint from D_a but inside D_p; 'disjoint': D_p and D_a on the aligned subtree, D_t on the unaligned one,
+outside the mixture (uncovered at l = 0). At depth 2 a prefix of length 2 has no leaf, so 'nested' uses
+ALIGNED_PREFIX for D_t there."""
 
 
 def layout_supports(layout: str, depth: int) -> tuple[tuple[int, ...], ...]:
@@ -111,6 +115,44 @@ class CodeConfig:
     source = None if data.get("source") is None else _spec(data["source"])
     probs = None if data.get("probs") is None else tuple(data["probs"])
     return cls(**{**data, "source": source, "probs": probs})
+
+
+MODELS = ("linear", "two_layer")
+"""Parametric models of claim 10: 'linear' q = softmax(A theta) with a fixed random feature matrix A (leaves x
+width); 'two_layer' q = softmax(sin([F, 1] W^T) v) with fixed random leaf features F (leaves x n_features)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StationaryConfig:
+  """Three datasets and a small parametric model over their leaves, fitted to sum_i n_i CE_i (claim 10)."""
+
+  datasets: ElasticityConfig  # D_p, D_a, D_t on one token tree, with k, l and n_a.
+  model: str  # one of MODELS.
+  width: int  # 'linear': parameters (columns of A); 'two_layer': hidden units.
+  n_features: int = 0  # 'two_layer': random input features per leaf; 'linear': 0.
+  model_seed: int = 0  # seed of the fixed random features and of the initial parameters.
+
+  def __post_init__(self):
+    if self.model not in MODELS:
+      raise ValueError(f"unknown model {self.model!r}; allowed: {', '.join(MODELS)}")
+    n_leaves = token_tree.n_leaves(self.datasets.depth)
+    if not 1 <= self.n_params <= n_leaves - 2:
+      raise ValueError(f"{self.n_params} parameters for {n_leaves} leaves; allowed: 1..{n_leaves - 2} (fewer than "
+                       "the free simplex's n_leaves - 1)")
+
+  @property
+  def n_params(self) -> int:
+    """Number of model parameters: width, or width * (n_features + 2) for 'two_layer'."""
+    return self.width if self.model == "linear" else self.width * (self.n_features + 2)
+
+  def as_dict(self) -> dict:
+    """Plain-data form for JSON reports."""
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, data: dict) -> StationaryConfig:
+    """Rebuilds a configuration from as_dict's output (or its JSON form)."""
+    return cls(**{**data, "datasets": ElasticityConfig.from_dict(data["datasets"])})
 
 
 def _spec(data: dict) -> DatasetSpec:

@@ -23,11 +23,14 @@ def _number(value) -> str:
 
 
 def headline(result) -> str:
-  """The 'worst error' cell: the worst error, or for claim 8a the measured constants c1..c2."""
+  """The 'worst error' cell: the worst error, or for claim 8a the measured constants c1..c2 (all configurations,
+  then those with the paper's signs)."""
   if result.kind == "measured" and result.summary:
-    signs = result.summary["all"].get("with_paper_signs")
-    if signs:
-      return f"c1={signs['c1']:.4g}, c2={signs['c2']:.4g}"
+    group = result.summary["all"]
+    parts = [f"{label}: c1={group[key]['c1']:.4g}, c2={group[key]['c2']:.4g}"
+             for key, label in (("any_signs", "all"), ("with_paper_signs", "paper's signs")) if group.get(key)]
+    if parts:
+      return "; ".join(parts)
   if result.kind == "refuted" and "0 or 1" in result.error_kind:
     return f"fails in {_share(1 - result.share_holding)}"
   return _number(result.worst_error)
@@ -38,7 +41,8 @@ def _share(value) -> str:
 
 
 def note(result) -> str:
-  """The 'note' cell: the claim's note, plus how often a refuted statement held, or the counterexample."""
+  """The 'note' cell: the claim's note, plus how often a refuted statement held, the measured shares, what a
+  finite difference tested, and for a FAILED claim why and where."""
   parts = [result.note]
   if result.kind == "refuted" and "0 or 1" not in result.error_kind:
     parts.append(f"exact in {_share(result.share_holding)} of configurations")
@@ -47,12 +51,22 @@ def note(result) -> str:
               for name in ("all", "unaligned", "generic")}
     parts.append(f"paper's signs hold in {shares['all']} (unaligned D_t {shares['unaligned']}, generic "
                  f"{shares['generic']})")
+    relation = result.summary.get("relation")
+    if relation and relation["worst_error"] is not None:
+      held = "held" if relation["holds_everywhere"] else "FAILED"
+      parts.append(f"exact relation {held} at every configuration (worst error {_number(relation['worst_error'])})")
   if result.summary and "fd_tested_derivatives" in result.summary:
     parts.append(f"finite differences tested {result.summary['fd_tested_derivatives']} of "
                  f"{result.summary['derivatives']} derivatives (rest: closed form)")
+  if result.summary and result.summary.get("fd_error") and result.summary.get("relative_residual"):
+    summary = result.summary
+    parts.append(f"{summary['in_scope']} of {summary['tried']} fits stationary, {summary['fd_tested']} tested by "
+                 f"finite differences; worst residual {_number(summary['relative_residual']['max'])}, worst "
+                 f"|fd - implicit| / scale {_number(summary['fd_error']['max'])} (allowance up to "
+                 f"{_number(summary['fd_allowance']['max'])})")
   if result.status == "FAILED":
     failing = result.shrunk_counterexample or result.counterexample
-    parts.append(f"FAILED at {failing}")
+    parts.append(f"FAILED: {result.failure_reason}" + (f" at {failing}" if failing else ""))
   return "; ".join(p for p in parts if p)
 
 

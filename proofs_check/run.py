@@ -19,8 +19,9 @@ REFUTED = "refuted (counterexample)"
 MEASURED = "measured"
 FAILED = "FAILED"
 STATUSES = (PROVEN, VERIFIED, CONDITIONAL, REFUTED, MEASURED, FAILED)
-"""Every status a claim can end with; FAILED means a claim expected to hold (or a counterexample expected to
-reproduce) did not, and makes `elasticity check` exit non-zero."""
+"""Every status a claim can end with; FAILED means a claim expected to hold (or a measured claim's exact
+relation, or a counterexample expected to reproduce) did not, or too few configurations were in scope, and makes
+`elasticity check` exit non-zero."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,11 +41,13 @@ class ClaimResult:
   error_kind: str  # what worst_error measures, and its unit.
   tolerance: str  # when a configuration counts as holding.
   share_holding: float  # share of in-scope configurations where the statement held.
-  symbolic_steps: list[dict]  # each ProofStep of its derivations: derivation, claim, latex, holds.
+  symbolic_steps: list[dict]  # each ProofStep of its derivations: derivation, claim, relation, latex, holds.
   counterexample: dict | None  # the fixed counterexample, recomputed (refuted / conditional claims).
   shrunk_counterexample: dict | None  # hypothesis's minimal failing configuration, if the property failed.
-  summary: dict | None  # extra measured numbers (claim 8).
+  summary: dict | None  # extra measured numbers (claims 8 and 10, finite-difference coverage).
   note: str  # one line for the table.
+  failure_reason: str | None  # why the status is FAILED, in words; None otherwise.
+  simulated_evidence: dict | None  # evidence from trained toy models where the claim has it attached.
   examples: int  # hypothesis max_examples asked for.
   seed: int  # hypothesis seed.
   seconds: float  # wall-clock time of this claim (not part of the deterministic numbers).
@@ -63,7 +66,8 @@ def _steps(derivation) -> tuple:
 
 def symbolic_steps(claim: claims_module.Claim) -> list[dict]:
   """Every proof step of the claim's derivations (theory.symbolic.ALL_STEPS), as plain data."""
-  return [{"derivation": name, "claim": step.claim, "latex": step.latex(), "holds": bool(step.holds)}
+  return [{"derivation": name, "claim": step.claim, "relation": step.relation, "latex": step.latex(),
+           "justification": step.justification, "holds": bool(step.holds)}
           for name in claim.derivations for step in _steps(symbolic.ALL_STEPS[name])]
 
 
@@ -87,14 +91,15 @@ def run_claim(claim: claims_module.Claim | str, *, examples: int = constants.DEF
   """Checks one claim: its symbolic steps, its property on `examples` configurations, its counterexample.
 
   Args:
-    claim: a Claim or its id ('1a', ..., '9').
+    claim: a Claim or its id ('1a', ..., '10').
     examples: hypothesis examples (>= 1); refuted claims run twice (measure all, then shrink a failure).
     seed: hypothesis seed; the same seed gives the same configurations and numbers.
 
   Returns:
-    The ClaimResult; its status is FAILED if a claim expected to hold failed somewhere (with hypothesis's
-    minimal counterexample), if a symbolic step did not reduce to zero, or if a counterexample that the
-    verdict rests on did not reproduce.
+    The ClaimResult; its status is FAILED (with failure_reason) if a claim expected to hold, or a measured
+    claim's exact relation, failed somewhere (with hypothesis's minimal counterexample), if a symbolic step was
+    not verified, if a counterexample that the verdict rests on did not reproduce, or if fewer configurations
+    than the claim's min_in_scope share were in scope.
 
   References:
     Ji et al., "Language Models Resist Alignment", ACL 2025 (Thm. 3.4, Thm. 4.2); THEORY.md section 3.
@@ -104,35 +109,63 @@ def run_claim(claim: claims_module.Claim | str, *, examples: int = constants.DEF
     claim = _by_id(claim)
   start = time.perf_counter()
   steps = symbolic_steps(claim)
-  symbolic_ok = all(step["holds"] for step in steps)
   counterexample = claim.counterexample() if claim.counterexample else None
-  counterexample_ok = counterexample is None or bool(counterexample["reproduced"])
   strategy = claim.strategy()
-  if claim.kind in ("holds", "conditional"):
-    sample = run_property(strategy, claim.evaluate, examples=examples, seed=seed, mode="assert")
-    shrunk = _shrunk(sample)
-    if shrunk is not None or not symbolic_ok or not counterexample_ok:
-      status = FAILED
-    elif claim.kind == "conditional":
-      status = CONDITIONAL
-    else:
-      status = PROVEN if steps else VERIFIED
-  elif claim.kind == "refuted":
+  shrunk = None
+  if claim.kind == "refuted":
     sample = run_property(strategy, claim.evaluate, examples=examples, seed=seed, mode="measure")
     shrunk = _shrunk(run_property(strategy, claim.evaluate, examples=examples, seed=seed, mode="assert"))
-    status = REFUTED if counterexample_ok or shrunk is not None else FAILED
-  else:
+  elif claim.kind == "measured":  # measure everything; shrink only if the exact relation failed somewhere
     sample = run_property(strategy, claim.evaluate, examples=examples, seed=seed, mode="measure")
-    shrunk = None
+    if any(not outcome.holds for outcome in sample.in_scope):
+      shrunk = _shrunk(run_property(strategy, claim.evaluate, examples=examples, seed=seed, mode="assert"))
+  else:
+    sample = run_property(strategy, claim.evaluate, examples=examples, seed=seed, mode="assert")
+    shrunk = _shrunk(sample)
+  failure = _failure_reason(claim, steps, counterexample, sample, shrunk)
+  if failure is not None:
+    status = FAILED
+  elif claim.kind == "refuted":
+    status = REFUTED
+  elif claim.kind == "measured":
     status = MEASURED
+  elif claim.kind == "conditional":
+    status = CONDITIONAL
+  else:
+    status = PROVEN if steps else VERIFIED
   return ClaimResult(
       id=claim.id, title=claim.title, statement=claim.statement, latex=claim.latex,
       assumptions=list(claim.assumptions), kind=claim.kind, status=status, tried=sample.tried,
       in_scope=len(sample.in_scope), worst_error=sample.worst_error(), error_kind=claim.error_kind,
       tolerance=claim.tolerance, share_holding=sample.share_holding(), symbolic_steps=steps,
       counterexample=counterexample, shrunk_counterexample=shrunk,
-      summary=claim.summarize(sample) if claim.summarize else None, note=claim.note, examples=examples,
+      summary=claim.summarize(sample) if claim.summarize else None, note=claim.note, failure_reason=failure,
+      simulated_evidence=claim.simulated_evidence() if claim.simulated_evidence else None, examples=examples,
       seed=seed, seconds=round(time.perf_counter() - start, 3))
+
+
+def _failure_reason(claim: claims_module.Claim, steps: list[dict], counterexample: dict | None, sample: Sample,
+                    shrunk: dict | None) -> str | None:
+  """Why the claim's check failed, or None. A refuted claim fails only if neither its fixed counterexample nor
+  a drawn one shows the statement false; every other kind fails on a symbolic step, a counterexample that does
+  not reproduce, a configuration where it (or a measured claim's exact relation) fails, or too few
+  configurations in scope."""
+  if claim.kind == "refuted":
+    if (counterexample is None or not counterexample["reproduced"]) and shrunk is None:
+      return "no counterexample: neither the fixed one reproduced nor did a drawn configuration fail"
+    return None
+  failing_steps = [step["claim"] for step in steps if not step["holds"]]
+  if failing_steps:
+    return f"symbolic step not verified: {failing_steps[0]}"
+  if counterexample is not None and not counterexample["reproduced"]:
+    return "the fixed counterexample did not reproduce"
+  if shrunk is not None:
+    return "fails at a drawn configuration (see shrunk_counterexample)"
+  in_scope = len(sample.in_scope)
+  if claim.min_in_scope and in_scope < claim.min_in_scope * sample.tried:
+    return (f"only {in_scope} of {sample.tried} configurations in scope (at least {claim.min_in_scope:.0%} "
+            "needed)")
+  return None
 
 
 def _by_id(claim_id: str) -> claims_module.Claim:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from proofs_check.configs import LAYOUTS, CodeConfig, ElasticityConfig, layout_supports
+from proofs_check.configs import LAYOUTS, MODELS, CodeConfig, ElasticityConfig, StationaryConfig, layout_supports
+from theory import token_tree
+from theory.conventions import ALIGNED_PREFIX, UNALIGNED_PREFIX
 from theory.distributions import DatasetSpec
 
 FAMILY_PARAMS = {
@@ -60,8 +62,8 @@ def perturbation_sizes(include_zero: bool = True) -> st.SearchStrategy[float]:
 
 @st.composite
 def elasticity_configs(draw, *, layouts=tuple(LAYOUTS), families=tuple(FAMILY_PARAMS), l_values=None,
-                       k_values=None, copy_probability: bool = True, distinct_seeds: bool = False
-                       ) -> ElasticityConfig:
+                       k_values=None, copy_probability: bool = True, distinct_seeds: bool = False,
+                       depths: tuple[int, int] = (MIN_DEPTH, MAX_DEPTH)) -> ElasticityConfig:
   """Three datasets (D_p, D_a, D_t) with random families, depth, supports, k and l.
 
   Args:
@@ -74,8 +76,9 @@ def elasticity_configs(draw, *, layouts=tuple(LAYOUTS), families=tuple(FAMILY_PA
       pre-training-like perturbation) instead of an independent draw.
     distinct_seeds: whether the three datasets must have different seeds (otherwise hypothesis's favourite
       seed 0 often makes them identical, a useful edge case for the exact claims).
+    depths: smallest and largest tree depth drawn.
   """
-  depth = draw(st.integers(min_value=MIN_DEPTH, max_value=MAX_DEPTH))
+  depth = draw(st.integers(min_value=depths[0], max_value=depths[1]))
   layout = draw(st.sampled_from(layouts))
   support_p, support_a, support_t = layout_supports(layout, depth)
   slots = [(i, 3) if distinct_seeds else None for i in range(3)]
@@ -120,7 +123,7 @@ def small_alphabets(draw, max_symbols: int = 6) -> CodeConfig:
 def tree_sources(draw) -> CodeConfig:
   """A leaf distribution of a random family on a tree of depth 2..10 (optionally on a subtree)."""
   depth = draw(st.integers(min_value=MIN_DEPTH, max_value=MAX_DEPTH))
-  support = draw(st.sampled_from([(), (0,), (1,)]))
+  support = draw(st.sampled_from([(), ALIGNED_PREFIX, UNALIGNED_PREFIX]))
   return CodeConfig(depth=depth, source=draw(dataset_specs(support)),
                     response_length=draw(st.integers(min_value=1, max_value=4 * depth)))
 
@@ -128,3 +131,32 @@ def tree_sources(draw) -> CodeConfig:
 def code_configs() -> st.SearchStrategy[CodeConfig]:
   """Small explicit alphabets (also solved by brute force) or token-tree leaf distributions."""
   return st.one_of(small_alphabets(), tree_sources())
+
+
+STATIONARY_DEPTHS = (3, 5)  # trees of 7 to 31 leaves for claim 10's fitted models.
+STATIONARY_LAYOUTS = ("shared", "nested", "overlapping", "unaligned")  # D_p covers the tree: q > 0 at every leaf.
+STATIONARY_FAMILIES = ("pareto", "zipf", "uniform")  # no near-zero Dirichlet masses (they push optima to infinity).
+MAX_LINEAR_PARAMS = 8  # parameters of the linear model at most.
+MAX_HIDDEN, MAX_FEATURES = 2, 2  # hidden units and input features of the two-layer model at most.
+
+
+@st.composite
+def stationary_configs(draw) -> StationaryConfig:
+  """Claim 10: three datasets on a tree of 7..31 leaves and a random small model that is not the free simplex.
+
+  The model has at most n_leaves - 2 parameters (the free simplex needs n_leaves - 1), so its fitted q differs
+  from the size-weighted mixture in general. D_p covers the whole tree and the families have no near-zero
+  masses, so the objective has a finite minimiser.
+  """
+  datasets = draw(elasticity_configs(layouts=STATIONARY_LAYOUTS, families=STATIONARY_FAMILIES,
+                                     depths=STATIONARY_DEPTHS))
+  room = token_tree.n_leaves(datasets.depth) - 2
+  model = draw(st.sampled_from(MODELS))
+  if model == "linear":
+    width = draw(st.integers(min_value=1, max_value=min(MAX_LINEAR_PARAMS, room)))
+    n_features = 0
+  else:
+    n_features = draw(st.integers(min_value=1, max_value=MAX_FEATURES))
+    width = draw(st.integers(min_value=1, max_value=max(1, min(MAX_HIDDEN, room // (n_features + 2)))))
+  return StationaryConfig(datasets=datasets, model=model, width=width, n_features=n_features,
+                          model_seed=draw(SEEDS))

@@ -9,8 +9,8 @@ from hypothesis import given
 
 import proofs_check
 from proofs_check import coding_checks, derivatives, elasticity_checks, pareto_study, strategies
-from proofs_check.configs import ALIGN, PERTURB, PRETRAIN, CodeConfig, ElasticityConfig
-from theory import compression, elasticity, mixture
+from proofs_check.configs import ALIGN, LAYOUTS, PERTURB, PRETRAIN, CodeConfig, ElasticityConfig
+from theory import compression, conventions, elasticity, mixture, token_tree
 
 
 def _fd(config: ElasticityConfig) -> np.ndarray:
@@ -111,6 +111,23 @@ def test_strategy_configs_are_valid_and_layouts_mean_what_they_say(config):
     assert not derivatives.covered_at_zero(config)
   elif config.layout != "disjoint":
     assert derivatives.covered_at_zero(config)
+  aligned = token_tree.prefix_mask(config.depth, conventions.ALIGNED_PREFIX)
+  if config.layout != "shared":  # D_a lives on the aligned subtree of theory.conventions
+    assert np.all(P[ALIGN][~aligned] == 0)
+  if config.layout in ("unaligned", "disjoint") and config.perturb not in (config.pretrain, config.align):
+    assert np.all(P[PERTURB][~token_tree.prefix_mask(config.depth, conventions.UNALIGNED_PREFIX)] == 0)
+    assert P[PERTURB][aligned].sum() == 0
+
+
+def test_layouts_use_the_shared_conventions():
+  assert LAYOUTS["unaligned"] == ((), conventions.ALIGNED_PREFIX, conventions.UNALIGNED_PREFIX)
+  assert LAYOUTS["disjoint"] == (conventions.ALIGNED_PREFIX, conventions.ALIGNED_PREFIX, conventions.UNALIGNED_PREFIX)
+  for layout, (support_p, support_a, support_t) in LAYOUTS.items():
+    if layout != "shared":
+      assert support_a == conventions.ALIGNED_PREFIX
+    if layout == "nested":  # D_t inside D_a inside D_p
+      assert support_t[:len(support_a)] == support_a and support_p == ()
+  assert (PRETRAIN, ALIGN, PERTURB) == (conventions.PRETRAIN, conventions.ALIGN, conventions.PERTURB)
 
 
 @hypothesis.settings(max_examples=10)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import proofs_check
-from proofs_check import claims, run
+from proofs_check import claims, constants, report, run, stationary_checks
 from theory import compression, elasticity, mixture, symbolic
 
 
@@ -21,13 +21,13 @@ def _examples() -> int:
 EXPECTED_STATUS = {
     "1a": run.VERIFIED, "1b": run.REFUTED, "1c": run.VERIFIED, "2": run.PROVEN, "3": run.PROVEN, "4": run.PROVEN,
     "5a": run.PROVEN, "5b": run.CONDITIONAL, "6a": run.PROVEN, "6b": run.PROVEN, "7a": run.CONDITIONAL,
-    "7b": run.REFUTED, "8a": run.MEASURED, "8b": run.REFUTED, "9": run.PROVEN,
+    "7b": run.REFUTED, "8a": run.MEASURED, "8b": run.REFUTED, "9": run.PROVEN, "10": run.PROVEN,
 }
 
 
 def test_registry_covers_issue_claims_in_order():
   assert [c.id for c in claims.CLAIMS] == list(EXPECTED_STATUS)
-  assert sorted({c.number for c in claims.CLAIMS}) == list(range(1, 10))
+  assert sorted({c.number for c in claims.CLAIMS}) == list(range(1, 11))
   for claim in claims.CLAIMS:
     assert claim.kind in claims.KINDS
     assert claim.statement and claim.latex and claim.error_kind and claim.tolerance
@@ -42,7 +42,8 @@ def test_claim_pass_path(claim_id):
   assert result.status == EXPECTED_STATUS[claim_id], (result.shrunk_counterexample, result.counterexample)
   assert result.tried >= 1
   assert all(step["holds"] for step in result.symbolic_steps)
-  if result.kind in ("holds", "conditional"):
+  assert result.failure_reason is None
+  if result.kind in ("holds", "conditional", "measured"):  # a measured claim's exact relation must hold too
     assert result.shrunk_counterexample is None
     assert result.share_holding == 1.0 or math.isnan(result.share_holding)
 
@@ -97,16 +98,51 @@ def _plant(monkeypatch, claim_id):
     monkeypatch.setattr(elasticity, "alignment_expectation", lambda P, sizes, **kw: 2 - original(P, sizes, **kw))
   elif claim_id in ("7b", "8b"):  # derivatives that always have the paper's signs: nothing left to refute
     _wrong_signs(monkeypatch)
+  elif claim_id == "8a":  # the exact relation -ratio/k = 1 + (l/k) D_t/D_p breaks when D_a is off by 1%
+    _scaled_derivatives(monkeypatch, [1.0, 1.01, 1.0])
+  elif claim_id == "10":  # an implicit derivative off by 0.1%: only the finite differences of refits can see it
+    original = stationary_checks.implicit_derivative
+    monkeypatch.setattr(stationary_checks, "implicit_derivative", lambda *a: 1.001 * original(*a))
   else:
     raise KeyError(claim_id)
 
 
-@pytest.mark.parametrize("claim_id", [c for c in EXPECTED_STATUS if c != "8a"])
+@pytest.mark.parametrize("claim_id", list(EXPECTED_STATUS))
 def test_planted_error_is_caught(monkeypatch, claim_id):
   _plant(monkeypatch, claim_id)
   result = proofs_check.run_claim(claim_id, examples=max(_examples(), 40), seed=0)
   assert result.status == run.FAILED, result
-  assert result.failed
+  assert result.failed and result.failure_reason
+
+
+def test_claim_10_catches_a_gauss_newton_hessian(monkeypatch):
+  """Dropping the second-derivative term of the Hessian (exact for the linear model, wrong for the sine layer)
+  leaves every fit stationary and the weighted sum ~0, but the implicit derivative disagrees with refits."""
+
+  def gauss_newton(self, target):
+    probs = self.probs
+    mean = self.jac.T @ probs
+    return self.jac.T @ (probs[:, None] * self.jac) - np.outer(mean, mean)
+
+  monkeypatch.setattr(stationary_checks.Evaluation, "hessian", gauss_newton)
+  result = proofs_check.run_claim("10", examples=max(_examples(), 40), seed=0)
+  assert result.status == run.FAILED
+  assert result.shrunk_counterexample["config"]["model"] == "two_layer"
+
+
+def test_claim_10_fails_when_fits_stop_early(monkeypatch):
+  monkeypatch.setattr(constants, "STATIONARY_GTOL", 1e-3)
+  monkeypatch.setattr(constants, "STATIONARY_NEWTON_STEPS", 0)
+  result = proofs_check.run_claim("10", examples=max(_examples(), 40), seed=0)
+  assert result.status == run.FAILED
+
+
+def test_claim_10_fails_when_no_configuration_is_in_scope(monkeypatch):
+  """A check whose every configuration is skipped tests nothing: below the in-scope share the claim FAILS."""
+  monkeypatch.setattr(constants, "STATIONARY_SCOPE_GTOL", 0.0)  # no fit counts as stationary
+  result = proofs_check.run_claim("10", examples=max(_examples(), 40), seed=0)
+  assert result.status == run.FAILED and "in scope" in result.failure_reason
+  assert result.in_scope == 0 and result.summary["skipped"]["no stationary point reached"] == result.tried
 
 
 def test_planted_symbolic_error_is_caught(monkeypatch):
@@ -132,11 +168,22 @@ def test_failing_holds_claim_reports_shrunk_counterexample(monkeypatch):
 def test_measured_claim_8_reports_constants_and_drivers():
   result = proofs_check.run_claim("8a", examples=max(_examples(), 40), seed=0)
   summary = result.summary
+  assert summary["relation"]["holds_everywhere"] and result.worst_error <= 1e-12
   with_signs = summary["all"]["with_paper_signs"]
+  any_signs = summary["all"]["any_signs"]
   assert 1.0 - 1e-9 <= with_signs["c1"] <= with_signs["c2"]  # c1 >= 1 by the bound (claim 6b)
+  assert any_signs["c1"] <= with_signs["c1"] and any_signs["c2"] >= with_signs["c2"]
   assert summary["unaligned"]["share_paper_signs"] == 1.0  # E_{P_t}[P_a/q] = 0 < 1 for unaligned D_t
-  for extreme in (with_signs["at_c1"], with_signs["at_c2"]):
+  if summary["all"]["share_paper_signs"] < 1.0:  # where the signs fail, D_p > 0 and -ratio/k = 1 - (l/k)|D_t|/D_p < 1
+    assert any_signs["c1"] < 1.0
+  for extreme in (with_signs["at_c1"], with_signs["at_c2"], any_signs["at_c1"]):
     assert extreme["minus_ratio_over_k"] - 1 == pytest.approx(extreme["excess_from_drivers"], rel=1e-6, abs=1e-9)
+
+
+def test_measured_claim_headline_shows_both_ranges():
+  result = proofs_check.run_claim("8a", examples=20, seed=0)
+  cell = report.headline(result)
+  assert cell.startswith("all: c1=") and "paper's signs: c1=" in cell
 
 
 def _strip_volatile(record: dict) -> dict:

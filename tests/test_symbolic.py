@@ -51,3 +51,52 @@ def test_lambdified_numerics_equal_sympy_evaluation():
     assert got == pytest.approx(expected, rel=1e-13)
   p, m = 0.3, 0.2
   assert symbolic.cross_entropy_term_numeric(p, m) == pytest.approx(-p * np.log2(m), rel=1e-15)
+
+
+def test_inequality_steps_need_an_exact_certificate_that_sympy_proves_nonnegative():
+  q, m = sp.symbols("q m", positive=True)
+  g = sp.Symbol("g", nonnegative=True)
+  lemma = {g: symbolic.LOG_LEMMA.subs(symbolic.LOG_LEMMA_VARIABLE, m / q)}
+  good = symbolic._inequality_step("q ln(q/m) >= q - m", q * sp.log(q / m), q - m, q * g, definitions=lemma,
+                                   justification="lemma")
+  assert good.holds and good.relation == ">=" and r"\geq" in good.latex()
+  wrong_rhs = symbolic._inequality_step("q ln(q/m) >= q + m", q * sp.log(q / m), q + m, q * g, definitions=lemma,
+                                        justification="lemma")
+  unsigned = symbolic._inequality_step("certificate of unknown sign", q * sp.log(q / m), q - m,
+                                       q * sp.log(q / m) - q + m, justification="none")
+  assert not wrong_rhs.holds  # lhs - rhs is not the certificate
+  assert not unsigned.holds  # sympy cannot show q ln(q/m) - q + m >= 0 without the lemma
+
+
+def test_log_lemma_and_gibbs_steps_catch_planted_errors():
+  x = symbolic.LOG_LEMMA_VARIABLE
+  assert not symbolic._step("f(1) = 0 for f = x - ln x", (x - sp.log(x)).subs(x, 1), 0).holds
+  steps = symbolic.mixture_optimality_steps()
+  assert [step.relation for step in steps] == ["=", "=", "=", ">=", ">=", ">="]
+  per_leaf = steps[2]
+  assert not symbolic._step("N q log2(m/q) (sign flipped)", per_leaf.lhs, -per_leaf.rhs).holds
+  lemma_steps = symbolic.log_inequality_steps()
+  assert lemma_steps[3].holds and not symbolic._step("Taylor without (x - 1)^2", lemma_steps[3].lhs,
+                                                     lemma_steps[3].rhs / (x - 1) ** 2).holds
+
+
+def test_bound_is_derived_from_the_identity_and_needs_claim_6a():
+  steps = symbolic.bound_steps()
+  assert all(step.holds for step in steps)
+  solved = steps[0].lhs  # what sympy's solve returned for D_a, not an assumed formula
+  assert sp.simplify(solved - (-symbolic.k * symbolic.D_p - symbolic.l * symbolic.D_t)) == 0
+  # With D_t > 0 (claim 6a violated) the excess over k|D_p| is negative and the bound is not provable.
+  abs_p, rise = sp.Symbol("|D_p|", positive=True), sp.Symbol("r", positive=True)
+  signed = solved.subs({symbolic.D_p: -abs_p, symbolic.D_t: rise})
+  assert not symbolic._inequality_step("D_a >= k|D_p| with D_t > 0", signed, symbolic.k * abs_p,
+                                       -symbolic.l * rise, justification="none").holds
+
+
+def test_stationary_identity_steps_in_other_dimensions_and_their_premise():
+  for n_params in (1, 3):
+    assert all(step.holds for step in symbolic.stationary_identity_steps(n_params))
+  steps = symbolic.stationary_identity_steps()
+  assert not symbolic._step("weighted sum is 0 without stationarity", steps[0].lhs, 0).holds
+  assert not symbolic._step("implicit derivative, sign flipped", steps[2].lhs, -steps[2].rhs).holds
+  with pytest.raises(ValueError, match="n_params=0"):
+    symbolic.stationary_identity_steps(0)

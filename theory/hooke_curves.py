@@ -12,10 +12,11 @@ import dataclasses
 
 import numpy as np
 
-from theory import compression, distributions, elasticity, mixture
+from theory import compression, distributions, elasticity, mixture, precise
+from theory.conventions import ALIGNED_PREFIX, UNALIGNED_PREFIX
 
-ALIGNED_PREFIX = (0,)  # responses that start with token 0 play the aligned behaviour.
-UNALIGNED_PREFIX = (1,)  # responses that start with token 1 play the unaligned behaviour.
+__all__ = ["ALIGNED_PREFIX", "UNALIGNED_PREFIX", "TheoryFiguresConfig", "hooke_curves", "huffman_against_entropy",
+           "ratio_against_k", "three_datasets"]  # the prefixes are re-exported for modules that still import them here
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,21 +54,32 @@ def three_datasets(depth: int, family: str, param: float | None, seed: int) -> n
   ])
 
 
-def hooke_curves(config: TheoryFiguresConfig) -> dict[str, np.ndarray]:
+def hooke_curves(config: TheoryFiguresConfig, *, digits: int = precise.DEFAULT_DIGITS) -> dict[str, np.ndarray]:
   """Delta gamma_i(l) = gamma_i(l) - gamma_i(0) for each k of config.k_curves, bits per response.
 
-  Returns arrays: l (n_l,), k (n_k,), delta_rates (n_k, n_l, 3) for (pre-training, alignment, perturbation
-  is omitted as its rate starts infinite: column 2 holds gamma_t(l) itself), derivative_ratio (n_k, n_l).
+  The differences are taken with `digits` significant digits (theory.precise) and rounded to float64 once:
+  at large k and small l they are ~1e-12 bits on rates of ~10 bits, below float64's resolution of the
+  rates, and a float64 subtraction would keep only one or two of their digits.
+
+  Args:
+    config: the figure's datasets, k values and l grid.
+    digits: decimal digits of the high-precision subtraction (>= theory.precise.MIN_DIGITS).
+
+  Returns:
+    Arrays: l (n_l,), k (n_k,), delta_rates (n_k, n_l, 3) for (pre-training, alignment; the perturbation's
+    difference is omitted as its rate starts infinite: column 2 holds gamma_t(l) itself), derivative_ratio
+    (n_k, n_l).
+
+  References:
+    Ji et al., "Language Models Resist Alignment", ACL 2025, Thm. 4.2 and Fig. 2 (elasticity, Hooke's law).
   """
   P = three_datasets(config.depth, config.family, config.param, config.seed)
   l = np.geomspace(config.l_min, config.l_max, config.n_l)
   k = np.asarray(config.k_curves, dtype=np.float64)
   sizes = np.stack(np.broadcast_arrays(k[:, None], 1.0, l[None, :]), axis=-1)  # (n_k, n_l, 3)
   P_batch = np.broadcast_to(P, sizes.shape[:-1] + P.shape)
-  rates = mixture.compression_rates(P_batch, sizes)
-  start = mixture.compression_rates(P_batch[:, :1], sizes[:, :1] * np.array([1.0, 1.0, 0.0]))
-  delta = rates - start
-  delta[..., 2] = rates[..., 2]
+  delta = precise.rate_differences(P, sizes, sizes * np.array([1.0, 1.0, 0.0]), digits=digits)
+  delta[..., 2] = mixture.compression_rates(P_batch, sizes)[..., 2]
   return {"l": l, "k": k, "delta_rates": delta,
           "derivative_ratio": elasticity.derivative_ratio(P_batch, sizes)}
 
