@@ -1,52 +1,57 @@
-"""`elasticity bench`: training steps per second (1 run and vmapped batches) and the default hooke's time, as JSON."""
+"""`elasticity bench`: compile time, steps/s and run-steps/s of toy transformers; a table, and JSON saved."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 
-from experiments import paths, records
-from experiments.bench import BenchConfig, run_benchmark
+from elasticity_cli import config_flags
+from experiments import bench, config_io, paths, records
 
 NAME = "bench"
-HELP = ("Measure training steps/s of the default transformer (1 run and vmapped batches of 8 and 32; minibatch and "
-        "expected gradient) and the wall time of the default `simulate hooke`; prints JSON")
+HELP = ("Measure training speed: a from-scratch sweep (8 runs x 800 steps, compilation included) and, per width (16, "
+        "64), float type and number of vmapped runs, compile time, steps/s and run-steps/s; prints a table")
 DEFAULT_OUT = paths.RUNS / "bench.json"
 
 
-def _integers(flag: str, text: str) -> tuple[int, ...]:
-  """Comma-separated integers of a flag; ValueError (a one-line error) otherwise."""
-  try:
-    return tuple(int(item) for item in text.split(",") if item.strip())
-  except ValueError:
-    raise ValueError(f"{flag} {text!r} is not allowed; allowed: comma-separated integers") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  """Registers --steps, --batches, --skip-hooke and --out."""
-  parser.add_argument("--steps", default="200", help="timed steps per measurement, after a warm-up call (default 200)")
-  parser.add_argument("--batches", default="1,8,32", help="numbers of vmapped runs, comma-separated (default 1,8,32)")
-  parser.add_argument("--skip-hooke", action="store_true", help="do not time the default `simulate hooke`")
+  """A flag per BenchConfig field, --out and --publish."""
   parser.add_argument("--out", type=pathlib.Path, default=None,
-                      help=f"also write the JSON here (default {DEFAULT_OUT}; parent folders are created)")
+                      help=f"where the JSON goes (default {DEFAULT_OUT})")
   parser.add_argument("--publish", action="store_true", help="write the published figures/data/bench.json")
+  config_flags.add_flags(parser, bench.BenchConfig, bench.BenchConfig())
+
+
+def table(result: dict) -> str:
+  """The measurements as text: device, sweep rows, then one row per workload, float type and run count."""
+  device = result["device"]
+  lines = [f"device: {device['device_kind']} ({device['platform']}, {device['device_count']} device(s), "
+           f"{device['cpu_count']} CPUs), jax {device['jax_version']}"]
+  for row in result["sweep"]:
+    lines.append(f"sweep {row['runs']} runs x {row['steps']} steps, {row['dtype']}: {row['seconds']:g} s with "
+                 f"compilation ({row['programs_compiled']} programs, {row['compile_seconds']:g} s compiling), "
+                 f"{row['ms_per_run_step']:g} ms per run-step")
+  lines.append(f"{'workload':<9}{'dtype':<9}{'runs':>5}{'first call s':>14}{'programs':>10}{'steps/s':>10}"
+               f"{'run-steps/s':>13}")
+  for row in result["training"]:
+    lines.append(f"{row['workload']:<9}{row['dtype']:<9}{row['runs']:>5}{row['compile_seconds_included']:>14g}"
+                 f"{row['programs_compiled']:>10}{row['steps_per_second']:>10g}{row['run_steps_per_second']:>13g}")
+  total = result["compilation"]
+  lines.append(f"in all: {total['programs']} programs compiled ({total['cache_hits']} from the persistent cache), "
+               f"{total['compile_seconds']:.1f} s compiling")
+  return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-  """Runs the benchmark, prints the JSON on stdout and writes it to --out."""
-  steps = _integers("--steps", args.steps)
-  if len(steps) != 1:
-    raise ValueError(f"--steps {args.steps!r} is not allowed; allowed: one integer >= 1")
+  """Runs the benchmark, prints the table and writes the JSON (with provenance)."""
   if args.publish and args.out is not None:
     raise ValueError("--publish with --out is not allowed; allowed: one of them")
   out = paths.published_data() / "bench.json" if args.publish else (args.out or DEFAULT_OUT)
   paths.check_output_file(out, flag="--out", publishing=args.publish)
-  config = BenchConfig(steps=steps[0], batches=_integers("--batches", args.batches), time_hooke=not args.skip_hooke)
-  result = run_benchmark(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-  result = {**result, **records.provenance(config, seed=config.seed)}
-  records.write_json(out, result)
-  print(json.dumps(result, indent=2, default=str))
+  config = config_io.with_overrides(bench.BenchConfig(), config_flags.overrides(args, bench.BenchConfig))
+  result = bench.run_benchmark(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+  records.write_json(out, {**result, **records.provenance(config, seed=config.seed)})
+  print(table(result))
   print(f"saved: {out}", file=sys.stderr)
   return 0

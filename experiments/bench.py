@@ -1,66 +1,85 @@
-"""Training throughput of the default transformer (one run and vmapped batches), and the default hooke's time."""
+"""Training throughput of toy transformers: compile time, steps/s and run-steps/s by width, float type and run count.
+
+Every measurement trains `runs` vmapped runs of one transformer on the exact leaf weights of a random dataset with
+minibatches (the experiments' stage): a first call compiles and runs `warmup_steps` (its seconds are "compile
+included", with the number of XLA programs it built), a second call of `steps` steps reuses the program (budgets and
+segment bounds are traced) and is timed until the losses are on the host. The sweep row times what a researcher runs:
+`sweep_runs` runs of `sweep_steps` steps from scratch in one process, compilation included.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
 import os
-import pathlib
-import tempfile
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
 
-from experiments.hooke.config import HookeConfig
 from theory import token_tree
-from toy_models import training
-from toy_models.models import Model, build_model
-from toy_models.stage_config import GRADIENTS, StageConfig
+from toy_models import compilation, training
+from toy_models.model_config import DTYPES, ModelConfig
+from toy_models.models import build_model
+from toy_models.stage_config import StageConfig
 
 MAX_STEPS = 1_000_000  # refuse more timed steps than a stage may take (a typo would run for days).
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Workload:
+  """One transformer and its training stage: what a row of the benchmark trains."""
+
+  name: str  # 'w16' or 'w64': how tables refer to it.
+  width: int  # residual width.
+  layers: int  # blocks.
+  heads: int  # attention heads.
+  batch_size: int  # responses per minibatch.
+  steps: int  # timed steps per measurement.
+  depth: int = 8  # token-tree depth (every response of the tree can be drawn).
+
+
+WORKLOADS = (Workload(name="w16", width=16, layers=1, heads=2, batch_size=32, steps=100),
+             Workload(name="w64", width=64, layers=2, heads=4, batch_size=256, steps=5))
+"""The default transformer of the experiments (width 16, 1 layer, minibatch 32) and the paper-scale one (width 64,
+2 layers, 4 heads, minibatch 256)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class BenchConfig:
-  """What `elasticity bench` measures.
+  """What `elasticity bench` measures."""
 
-  The model, its tree depth and its training stage are those of `hooke` (the transformer and the joint stage of
-  its transformer plan); `gradients` lists the gradient modes timed with that stage (the stage's own mode,
-  'minibatch' by default, and the full-batch 'expected' one).
-  """
-
-  steps: int = 200  # timed steps per measurement (after one untimed warm-up call that compiles).
-  warmup_steps: int = 20  # steps of the warm-up call (same compiled program: budgets and bounds are traced).
-  batches: tuple[int, ...] = (1, 8, 32)  # numbers of vmapped runs.
-  gradients: tuple[str, ...] = ("minibatch", "expected")  # how each step's gradient is formed.
-  time_hooke: bool = True  # also time `simulate hooke` with `hooke` (fresh, in a temporary directory).
-  seed: int = 0  # initial parameters, minibatch keys and the leaf weights of the training data.
-  hooke: HookeConfig = dataclasses.field(default_factory=HookeConfig)
+  workloads: tuple[str, ...] = ("w16", "w64")  # names of WORKLOADS to time.
+  dtypes: tuple[str, ...] = DTYPES  # float types to train in (metrics are float64 regardless).
+  runs: tuple[int, ...] = (1, 8, 32)  # numbers of vmapped runs (add 256 on an accelerator).
+  steps_scale: float = 1.0  # multiplies every workload's timed steps (at least one step).
+  warmup_steps: int = 2  # steps of the compiling call.
+  sweep_runs: int = 8  # runs of the from-scratch sweep (the w16 workload), or 0 to skip it.
+  sweep_steps: int = 800  # steps of each run of the sweep.
+  seed: int = 0  # initial parameters, minibatch keys and the dataset's leaf weights.
 
   def __post_init__(self):
-    for name in ("steps", "warmup_steps"):
+    names = {w.name for w in WORKLOADS}
+    for field, values, allowed in (("workloads", self.workloads, names), ("dtypes", self.dtypes, set(DTYPES))):
+      if not values or len(set(values)) != len(values) or any(v not in allowed for v in values):
+        raise ValueError(f"{field}={list(values)} is not allowed; allowed: distinct values of "
+                         f"{', '.join(sorted(allowed))}")
+    if not self.runs or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.runs):
+      raise ValueError(f"runs={list(self.runs)} is not allowed; allowed: one or more integers >= 1")
+    if len(set(self.runs)) != len(self.runs):
+      raise ValueError(f"runs={list(self.runs)} repeats a value; allowed: distinct integers >= 1")
+    for name in ("warmup_steps", "sweep_steps", "sweep_runs", "seed"):
       value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STEPS:
-        raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer 1..{MAX_STEPS}")
-    batches = tuple(self.batches)
-    if not batches or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batches):
-      raise ValueError(f"batches={list(batches)} is not allowed; allowed: one or more integers >= 1")
-    if len(set(batches)) != len(batches):
-      raise ValueError(f"batches={list(batches)} repeats a value; allowed: distinct integers >= 1")
-    bad = [g for g in self.gradients if g not in GRADIENTS]
-    if bad or not self.gradients or len(set(self.gradients)) != len(self.gradients):
-      raise ValueError(f"gradients={list(self.gradients)} is not allowed; allowed: distinct values of "
-                       f"{', '.join(GRADIENTS)}")
-    if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-      raise ValueError(f"seed={self.seed!r} is not allowed; allowed: an integer >= 0")
-    if not isinstance(self.hooke, HookeConfig):
-      raise ValueError(f"hooke must be a HookeConfig, got {type(self.hooke).__name__}")
+      low = 1 if name in ("warmup_steps", "sweep_steps") else 0
+      if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_STEPS:
+        raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer {low}..{MAX_STEPS}")
+    if not (isinstance(self.steps_scale, int | float) and 0 < self.steps_scale <= 1000):
+      raise ValueError(f"steps_scale={self.steps_scale!r} is not allowed; allowed: a number in (0, 1000]")
 
 
 def _round(value: float, digits: int = 4) -> float:
-  """`value` to `digits` significant digits (JSON stays readable; rates keep their precision)."""
+  """`value` to `digits` significant digits (JSON stays readable)."""
   return float(f"{value:.{digits}g}")
 
 
@@ -75,101 +94,85 @@ def device_info() -> dict:
           "cpu_count": os.cpu_count(), "jax_version": jax.__version__, "jaxlib_version": jaxlib_version}
 
 
-def bench_model(hooke: HookeConfig) -> Model:
-  """The transformer of `hooke` on its tree depth."""
-  return build_model(hooke.model_config("transformer"), hooke.depth)
+def _model(workload: Workload, dtype: str):
+  return build_model(ModelConfig(kind="transformer", width=workload.width, layers=workload.layers,
+                                 heads=workload.heads, dtype=dtype), workload.depth)
 
 
-def model_info(hooke: HookeConfig) -> dict:
-  """The timed model: its config, depth, parameter count, dtype and the stage it is trained with."""
-  config = hooke.model_config("transformer")
-  return {"label": config.label(), **dataclasses.asdict(config), "depth": hooke.depth,
-          "responses": token_tree.n_leaves(hooke.depth), "parameter_count": bench_model(hooke).parameter_count(),
-          "stage": dataclasses.asdict(hooke.transformer_plan.joint)}
+def _stage(workload: Workload) -> StageConfig:
+  return StageConfig(steps=1, learning_rate=0.003, schedule="constant", gradient="minibatch",
+                     batch_size=workload.batch_size)
 
 
-def time_training(model: Model, stage: StageConfig, runs: int, steps: int, *, warmup_steps: int = 20,
-                  seed: int = 0) -> dict:
-  """Steps per second of `runs` vmapped runs of `stage`, compilation excluded.
+def _train(workload: Workload, dtype: str, runs: int, steps: int, seed: int):
+  """One call of train_batch from fresh parameters: (seconds, final losses, compile stats)."""
+  model = _model(workload, dtype)
+  keys = jax.random.split(jax.random.PRNGKey(seed), runs)
+  weights = np.tile(np.random.default_rng(seed).random(token_tree.n_leaves(workload.depth)) + 0.01, (runs, 1))
+  with compilation.count_compilations() as stats:
+    start = time.perf_counter()
+    params = training.init_params(model, keys)
+    _, losses = training.train_batch(model, _stage(workload), params, weights, np.full(runs, steps), keys=keys)
+    seconds = time.perf_counter() - start
+  return seconds, losses, stats
 
-  A warm-up call of `warmup_steps` steps compiles (the step budget and segment bounds are traced, so the timed
-  call reuses that program); a second call of `steps` steps is timed, from the start of train_batch until its
-  final losses are on the host.
+
+def time_training(workload: Workload, dtype: str, runs: int, *, steps: int, warmup_steps: int, seed: int) -> dict:
+  """Compile-included seconds of a first call and steady steps per second of a second one.
 
   Returns:
-    A dict with gradient, runs, steps, seconds, steps_per_second (steps / seconds: each run advances this many
-    steps per second), run_steps_per_second (runs * steps / seconds: total throughput), warmup_seconds
-    (compilation included) and the runs' mean final training loss in nats per token.
+    workload, dtype, runs, steps, parameter_count; compile_seconds_included (the first call of warmup_steps steps,
+    compilation included), programs_compiled and compile_seconds (XLA's own count and time for that call);
+    seconds, steps_per_second (each run advances this many steps per second) and run_steps_per_second (runs x
+    steps / seconds) of the timed call; its mean final training loss in nats per token.
   """
-  keys = jax.random.split(jax.random.PRNGKey(seed), runs)
-  params = training.init_params(model, keys)
-  leaf_weights = np.random.default_rng(seed).random(token_tree.n_leaves(model.depth)) + 0.01
-  weights = np.tile(leaf_weights, (runs, 1))
-
-  def call(n_steps):
-    start = time.perf_counter()
-    _, losses = training.train_batch(model, stage, params, weights, np.full(runs, n_steps), keys=keys)
-    return time.perf_counter() - start, losses
-
-  warmup_seconds, _ = call(warmup_steps)
-  seconds, losses = call(steps)
-  return {"gradient": stage.gradient, "runs": runs, "steps": steps, "seconds": _round(seconds),
+  first_seconds, _, stats = _train(workload, dtype, runs, warmup_steps, seed)
+  seconds, losses, _ = _train(workload, dtype, runs, steps, seed)
+  return {"workload": workload.name, "dtype": dtype, "runs": runs, "steps": steps,
+          "parameter_count": _model(workload, dtype).parameter_count(),
+          "compile_seconds_included": _round(first_seconds), "programs_compiled": stats.programs,
+          "compile_seconds": _round(stats.compile_seconds), "seconds": _round(seconds),
           "steps_per_second": _round(steps / seconds), "run_steps_per_second": _round(runs * steps / seconds),
-          "warmup_steps": warmup_steps, "warmup_seconds": _round(warmup_seconds),
           "final_loss_nats_per_token": float(np.mean(losses))}
 
 
-def training_throughput(config: BenchConfig, log: Callable[[str], None] | None = None) -> list[dict]:
-  """time_training for every gradient mode and batch size of `config`, with the transformer stage of its hooke."""
-  model = bench_model(config.hooke)
-  rows = []
-  for gradient in config.gradients:
-    stage = dataclasses.replace(config.hooke.transformer_plan.joint, gradient=gradient)
-    for runs in config.batches:
-      row = time_training(model, stage, runs, config.steps, warmup_steps=config.warmup_steps, seed=config.seed)
-      if log is not None:
-        log(f"bench: {gradient} gradient, {runs} runs: {row['steps_per_second']:g} steps/s, "
-            f"{row['run_steps_per_second']:g} run-steps/s")
-      rows.append(row)
-  return rows
-
-
-def hooke_seconds(hooke: HookeConfig | None = None) -> float:
-  """Wall time in seconds of a fresh `simulate hooke` run with `hooke` (default HookeConfig()), compilation included.
-
-  Times what the command computes (toy_models.hooke.run over all units, then hooke_summary.summarize), without its
-  progress bar, in a temporary directory that is deleted afterwards.
-  """
-  from experiments import hooke as hooke_experiment
-  from experiments import runner
-
-  config = hooke or hooke_experiment.EXPERIMENT.config("default")
-  with tempfile.TemporaryDirectory(prefix="elasticity-bench-") as directory:
-    start = time.perf_counter()
-    runner.run(hooke_experiment.EXPERIMENT, config, pathlib.Path(directory) / "hooke", show_progress=False)
-    return _round(time.perf_counter() - start)
+def sweep(config: BenchConfig, dtype: str) -> dict:
+  """sweep_runs runs of sweep_steps steps of the w16 workload, from scratch, compilation included (seconds)."""
+  workload = next(w for w in WORKLOADS if w.name == "w16")
+  seconds, losses, stats = _train(workload, dtype, config.sweep_runs, config.sweep_steps, config.seed + 1)
+  return {"dtype": dtype, "runs": config.sweep_runs, "steps": config.sweep_steps, "seconds": _round(seconds),
+          "ms_per_run_step": _round(1000 * seconds / (config.sweep_runs * config.sweep_steps)),
+          "programs_compiled": stats.programs, "compile_seconds": _round(stats.compile_seconds),
+          "final_loss_nats_per_token": float(np.mean(losses))}
 
 
 def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict:
-  """Every measurement of `config`, with the machine and the model described.
+  """Every measurement of `config`, with the machine described.
 
   Args:
     config: what to measure.
     log: optional callable(line) told about each measurement as it finishes.
 
   Returns:
-    {'device': device_info(), 'model': model_info(...), 'training': [time_training rows],
-    'simulate_hooke_seconds': seconds (only when config.time_hooke; timed before the training rows, so that its
-    compilation is its own)}.
+    {'device': device_info(), 'sweep': [sweep rows, one per dtype], 'training': [time_training rows],
+    'compilation': totals over the whole benchmark}.
   """
-  result = {"device": device_info(), "model": model_info(config.hooke)}
-  if config.time_hooke:  # first, so that nothing the training measurements compiled is reused by it
-    if log is not None:
-      log("bench: timing simulate hooke (fresh, in a temporary directory)")
-    seconds = hooke_seconds(config.hooke)
-    if log is not None:
-      log(f"bench: simulate hooke took {seconds:g} s")
-  result["training"] = training_throughput(config, log)
-  if config.time_hooke:
-    result["simulate_hooke_seconds"] = seconds
+  say = log or (lambda line: None)
+  result = {"device": device_info(), "sweep": [], "training": []}
+  with compilation.count_compilations() as total:
+    if config.sweep_runs:
+      for dtype in config.dtypes:
+        row = sweep(config, dtype)
+        say(f"bench: sweep of {row['runs']} runs x {row['steps']} steps, {dtype}: {row['seconds']:g} s with "
+            f"compilation ({row['programs_compiled']} programs, {row['compile_seconds']:g} s compiling)")
+        result["sweep"].append(row)
+    for workload in (w for w in WORKLOADS if w.name in config.workloads):
+      steps = max(1, round(workload.steps * config.steps_scale))
+      for dtype in config.dtypes:
+        for runs in config.runs:
+          row = time_training(workload, dtype, runs, steps=steps, warmup_steps=config.warmup_steps, seed=config.seed)
+          say(f"bench: {workload.name} {dtype} {runs} runs: {row['run_steps_per_second']:g} run-steps/s, "
+              f"{row['compile_seconds_included']:g} s for the first call ({row['programs_compiled']} programs)")
+          result["training"].append(row)
+  result["compilation"] = total.as_dict()
   return result

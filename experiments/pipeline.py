@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from experiments import paths, readme_blocks, records, registry, runner, statistics, verdicts
+from experiments import changes, paths, readme_blocks, records, registry, runner, statistics, verdicts
 from experiments.protocol import SCALES, ReportContext
 from experiments.run_dir import RunDir
 
@@ -115,21 +115,38 @@ def run_experiment(reproduce: ReproduceConfig, experiment) -> Outcome:
 
 
 def report_verdicts(outcomes: list[Outcome]) -> list[dict]:
-  """Every verdict of every experiment, in report order (raw: corrected together by verdicts.adjusted)."""
-  return [v for o in outcomes for v in o.summary.get("verdicts", [])]
+  """Every verdict of every experiment, in report order, its key qualified by the experiment ('rebound:...'); raw,
+  corrected together by verdicts.adjusted."""
+  return [{**v, "key": f"{o.experiment.name}:{v['key']}"} for o in outcomes for v in o.summary.get("verdicts", [])]
 
 
-def write_sections(reproduce: ReproduceConfig, outcomes: list[Outcome]) -> None:
-  """Each experiment's REPORT.md section, its verdicts corrected over the whole report (one Holm family)."""
-  corrected = verdicts.adjusted(report_verdicts(outcomes), verdicts.REPORT_FAMILY)
-  lines = dict(zip((d["key"] for d, _ in corrected), verdicts.lines([d for d, _ in corrected],
-                                                                    verdicts.REPORT_FAMILY), strict=True))
+def write_sections(reproduce: ReproduceConfig, outcomes: list[Outcome]) -> dict[str, str]:
+  """Each experiment's REPORT.md section, its verdicts corrected over the whole report (one Holm family); returns
+  every verdict's status (qualified key -> status)."""
+  saved = report_verdicts(outcomes)
+  corrected = verdicts.adjusted(saved, verdicts.REPORT_FAMILY)
+  lines = dict(zip((d["key"] for d in saved), verdicts.lines(saved, verdicts.REPORT_FAMILY), strict=True))
   status = {d["key"]: v.status for d, v in corrected}
   for outcome in outcomes:
     reader = RunDir(outcome.run_dir, outcome.config, experiment=outcome.experiment.name, writable=False)
     context = ReportContext(experiment=outcome.experiment.name, figures_dir=reproduce.target, run_reader=reader,
                             scale=reproduce.scale, files=outcome.files, verdict_lines=lines, verdict_status=status)
     outcome.section = outcome.experiment.report(outcome.config, outcome.summary, context)
+  return status
+
+
+def changes_section(outcomes: list[Outcome], status: dict[str, str]) -> list[str]:
+  """'What changed from the previous verdicts, and why', when the previous verdicts are kept with the published
+  data (figures/data/previous/verdicts.md) and this job ran every experiment they came from."""
+  published = paths.published_data()
+  if published is None or not (published / changes.PREVIOUS).exists():
+    return []
+  rows = changes.section((published / changes.PREVIOUS).read_text(), status)
+  return ["## What changed from the previous verdicts, and why\n\nThe previous verdicts (kept verbatim in "
+          f"`figures/data/{changes.PREVIOUS.as_posix()}`) against the verdicts of this run, Holm-corrected over the "
+          "report. Statuses changed because the statistics changed (each row says how); the runs also changed: 10 "
+          "seeds instead of 3 to 5, a finer grid of negatives, and every default grid registered before its runs.\n\n"
+          + "\n".join(rows) + "\n"]
 
 
 def verdicts_block(reproduce: ReproduceConfig, outcomes: list[Outcome]) -> str:
@@ -197,7 +214,9 @@ def reproduce(reproduce: ReproduceConfig, preface: Callable[[pathlib.Path], list
     outcomes.append(outcome)
     how = "reused the published run" if outcome.reused else "ran"
     log(f"[{index}/{steps}] {experiment.name}: {how}, done in {outcome.seconds:.1f} s")
-  write_sections(reproduce, outcomes)
+  status = write_sections(reproduce, outcomes)
+  if not reproduce.only:
+    sections += changes_section(outcomes, status)
   block = verdicts_block(reproduce, outcomes)
   records.write_text(target / VERDICTS, block)
   report = target / REPORT

@@ -27,8 +27,8 @@ class ReportContext:
   run_reader: Any  # the experiment's run directory (experiments.run_dir.RunDir), to read saved units.
   scale: str  # the scale it ran at.
   files: tuple[pathlib.Path, ...] = ()  # the figures drawn for this experiment.
-  verdict_lines: dict = dataclasses.field(default_factory=dict)  # verdict key -> its line, corrected report-wide.
-  verdict_status: dict = dataclasses.field(default_factory=dict)  # verdict key -> its status, corrected report-wide.
+  verdict_lines: dict = dataclasses.field(default_factory=dict)  # 'experiment:key' -> line, corrected report-wide.
+  verdict_status: dict = dataclasses.field(default_factory=dict)  # 'experiment:key' -> status, corrected report-wide.
 
   def verdicts(self, summary: dict) -> list[str]:
     """Markdown bullets of the summary's verdicts: corrected over the whole report where the report did so, else
@@ -36,16 +36,17 @@ class ReportContext:
     from experiments import verdicts
 
     saved = summary.get("verdicts", [])
-    if saved and all(v["key"] in self.verdict_lines for v in saved):
-      return [f"- {self.verdict_lines[v['key']]}" for v in saved]
+    keys = [f"{self.experiment}:{v['key']}" for v in saved]
+    if saved and all(key in self.verdict_lines for key in keys):
+      return [f"- {self.verdict_lines[key]}" for key in keys]
     return [f"- {line}" for line in verdicts.lines(saved, self.experiment)]
 
   def status(self, summary: dict, key: str) -> str:
     """The status of the summary's verdict `key` (corrected report-wide where the report did so)."""
     from experiments import verdicts
 
-    if key in self.verdict_status:
-      return self.verdict_status[key]
+    if f"{self.experiment}:{key}" in self.verdict_status:
+      return self.verdict_status[f"{self.experiment}:{key}"]
     saved = summary.get("verdicts", [])
     return dict((d["key"], v.status) for d, v in verdicts.adjusted(saved, self.experiment))[key]
 

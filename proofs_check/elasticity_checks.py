@@ -151,14 +151,16 @@ def ratio_at_zero(config: ElasticityConfig) -> Outcome:
 def disjoint_counterexample() -> dict:
   """Recomputes the counterexample to 'ratio = -k at l = 0 for every perturbation' (claim 5b's assumption).
 
-  D_p and D_a live in the subtree of token 1, D_t in the subtree of token 0 (outside supp(q) at l = 0).
-  Then d gamma_p/dl = d gamma_a/dl = (n_a / N) / ln 2 > 0 and the ratio is +1, at l = 0 and at every l.
+  The 'disjoint' layout: D_p and D_a live in the aligned subtree, D_t in the unaligned one (outside supp(q) at
+  l = 0). Then d gamma_p/dl = d gamma_a/dl = (n_a / N) / ln 2 > 0 and the ratio is +1, at l = 0 and at every l.
   """
+  from proofs_check.configs import layout_supports
   from theory.distributions import DatasetSpec
 
-  base = ElasticityConfig(depth=4, pretrain=DatasetSpec(family="pareto", support=(1,), seed=1),
-                          align=DatasetSpec(family="pareto", support=(1,), seed=2),
-                          perturb=DatasetSpec(family="pareto", support=(0,), seed=3), layout="disjoint",
+  pretrain, align, perturb = layout_supports("disjoint", 4)
+  base = ElasticityConfig(depth=4, pretrain=DatasetSpec(family="pareto", support=pretrain, seed=1),
+                          align=DatasetSpec(family="pareto", support=align, seed=2),
+                          perturb=DatasetSpec(family="pareto", support=perturb, seed=3), layout="disjoint",
                           k=100.0)
   rows = []
   for size_ratio in (0.0, 1e-3, 1.0):

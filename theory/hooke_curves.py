@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from theory import compression, distributions, elasticity, mixture, precise
+from theory import compression, distributions, elasticity, mixture, precise, seeding
 from theory.conventions import ALIGNED_PREFIX, UNALIGNED_PREFIX
 
 __all__ = ["ALIGNED_PREFIX", "UNALIGNED_PREFIX", "TheoryFiguresConfig", "hooke_curves", "huffman_against_entropy",
@@ -49,8 +49,9 @@ def three_datasets(depth: int, family: str, param: float | None, seed: int) -> n
   """P of shape (3, 2**depth - 1): pre-training (whole tree), alignment (aligned), perturbation (unaligned)."""
   supports = [(), ALIGNED_PREFIX, UNALIGNED_PREFIX]
   return np.stack([
-      distributions.DatasetSpec(family=family, param=param, support=s, seed=seed + i).probabilities(depth)
-      for i, s in enumerate(supports)
+      distributions.DatasetSpec(family=family, param=param, support=support,
+                                seed=seeding.derive(seed, "dataset", i)).probabilities(depth)
+      for i, support in enumerate(supports)
   ])
 
 
@@ -86,7 +87,7 @@ def hooke_curves(config: TheoryFiguresConfig, *, digits: int = precise.DEFAULT_D
 
 def ratio_against_k(config: TheoryFiguresConfig) -> dict[str, np.ndarray]:
   """d gamma_a/dl / d gamma_p/dl at l = config.ratio_l for random configurations with log10 k in [0, 6]."""
-  rng = np.random.default_rng(config.seed + 1)
+  rng = np.random.default_rng(seeding.derive(config.seed, "ratio against k"))
   P = np.stack([three_datasets(config.depth, config.family, config.param, int(s))
                 for s in rng.integers(0, 2**31, config.n_ratio_configs)])
   k = 10 ** rng.uniform(0, 6, config.n_ratio_configs)
@@ -97,7 +98,7 @@ def ratio_against_k(config: TheoryFiguresConfig) -> dict[str, np.ndarray]:
 
 def huffman_against_entropy(config: TheoryFiguresConfig) -> dict[str, np.ndarray]:
   """Entropy, exact Huffman expected length and the paper's ceil(H) for random leaf distributions (bits)."""
-  rng = np.random.default_rng(config.seed + 2)
+  rng = np.random.default_rng(seeding.derive(config.seed, "huffman against entropy"))
   families = sorted(distributions.FAMILIES)
   entropy, huffman, paper = [], [], []
   for _ in range(config.n_huffman):

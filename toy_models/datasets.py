@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from theory import token_tree, validation
+from theory import seeding, token_tree, validation
 from theory.conventions import ALIGN, ALIGNED_PREFIX, PERTURB, PRETRAIN, UNALIGNED_PREFIX
 from toy_models import sources
 
@@ -30,7 +30,7 @@ class SourceConfig:
   family: str = "pareto"  # a key of toy_models.sources.ALL_FAMILIES.
   param: float | None = None  # the family's parameter (Pareto shape, Zipf exponent, ..., Markov order).
   perturbation: str = "unaligned"  # one of PERTURBATIONS.
-  seed: int = 0  # seed of the sources (dataset i uses seed 3 * seed + i).
+  seed: int = 0  # root seed of the sources (dataset i draws with theory.seeding.derive(seed, 'source', i)).
 
   def __post_init__(self):
     if isinstance(self.depth, bool) or not isinstance(self.depth, int) or not 2 <= self.depth <= MAX_DEPTH:
@@ -46,8 +46,8 @@ class SourceConfig:
   def probabilities(self) -> np.ndarray:
     """Source leaf distributions of (D_p, D_a, D_t), float64, shape (3, 2**depth - 1)."""
     def draw(index, support):
-      return sources.source_distribution(self.family, self.depth, param=self.param, seed=3 * self.seed + index,
-                                         support=support)
+      return sources.source_distribution(self.family, self.depth, param=self.param,
+                                         seed=seeding.derive(self.seed, "source", index), support=support)
 
     pretrain, align = draw(PRETRAIN, ()), draw(ALIGN, ALIGNED_PREFIX)
     perturb = {"unaligned": lambda: draw(PERTURB, UNALIGNED_PREFIX), "pretrain_like": lambda: pretrain,

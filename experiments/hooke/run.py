@@ -15,7 +15,7 @@ import numpy as np
 
 from experiments.hooke.config import HookeConfig
 from experiments.run_dir import RunDir
-from theory import elasticity, mixture
+from theory import elasticity, mixture, seeding
 from theory.conventions import ALIGN, PERTURB, PRETRAIN
 from toy_models import checkpoints, datasets, metrics, training
 from toy_models.models import build_model
@@ -51,12 +51,12 @@ def unit_data(config: HookeConfig, k: float) -> dict[str, np.ndarray]:
   probs, sizes = [], []
   for repetition in range(config.seeds):
     source = config.source(repetition).probabilities()
-    seed = 1000 * (config.seed + repetition)
-    counts_p = datasets.sample_counts(source[PRETRAIN], [k * config.align_mass], seed=seed + PRETRAIN,
+    root = config.seed + repetition
+    counts_p = datasets.sample_counts(source[PRETRAIN], [k * config.align_mass], seed=seeding.derive(root, "pretrain"),
                                       sampling=config.sampling)[0]
-    counts_a = datasets.sample_counts(source[ALIGN], [config.align_mass], seed=seed + ALIGN,
+    counts_a = datasets.sample_counts(source[ALIGN], [config.align_mass], seed=seeding.derive(root, "align"),
                                       sampling=config.sampling)[0]
-    counts_t = datasets.sample_counts(source[PERTURB], all_l * config.align_mass, seed=seed + PERTURB,
+    counts_t = datasets.sample_counts(source[PERTURB], all_l * config.align_mass, seed=seeding.derive(root, "perturb"),
                                       sampling=config.sampling)
     counts = np.stack([np.broadcast_to(counts_p, counts_t.shape), np.broadcast_to(counts_a, counts_t.shape),
                        counts_t], axis=1)
@@ -70,7 +70,7 @@ def unit_data(config: HookeConfig, k: float) -> dict[str, np.ndarray]:
 
 def _keys(config: HookeConfig, count_per_seed: int) -> jax.Array:
   """One key per run; runs of the same seed share it (same init and minibatch stream for every l)."""
-  seeds = [jax.random.PRNGKey(config.seed + repetition) for repetition in range(config.seeds)]
+  seeds = [jax.random.PRNGKey(seeding.derive(config.seed + repetition, "train")) for repetition in range(config.seeds)]
   return jax.numpy.stack([key for key in seeds for _ in range(count_per_seed)])
 
 

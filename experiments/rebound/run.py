@@ -16,9 +16,9 @@ import os
 import jax
 import numpy as np
 
-from experiments.rebound.config import ORDERS, ReboundConfig
+from experiments.rebound.config import ReboundConfig
 from experiments.run_dir import RunDir, run_units
-from theory import token_tree
+from theory import seeding, token_tree
 from theory.conventions import ALIGN, LN2, PERTURB, PRETRAIN
 from toy_models import checkpoints, datasets, metrics, training
 from toy_models.models import build_model
@@ -66,31 +66,27 @@ def unit_data(config: ReboundConfig, unit: Unit) -> dict[str, np.ndarray]:
   sample of the first stage's behaviour.
   """
   first_row, second_row = behaviours(unit.order)
-  offset = 10 * ORDERS.index(unit.order)
   out = {"sources": [], "pretrain": [], "first": [], "second": [], "rejected": []}
   for repetition in range(config.seeds):
     probs = config.sources(unit.family, repetition)
-    base = 1000 * (config.seed + repetition)
+    root = config.seed + repetition
 
-    def sample(row, sizes, stream, base=base, probs=probs):
-      return datasets.sample_counts(probs[row], sizes, seed=base + stream, sampling=config.sampling)
+    def sample(row, sizes, *stream, root=root, probs=probs):
+      return datasets.sample_counts(probs[row], sizes, seed=seeding.derive(root, *stream), sampling=config.sampling)
 
     masses = np.asarray(config.pretrain_masses, dtype=np.float64)
     out["sources"].append(probs)
-    out["pretrain"].append(sample(PRETRAIN, masses, 0)[list(masses).index(unit.pretrain_mass)])
-    out["first"].append(sample(first_row, config.first_sizes, 1 + offset))
-    out["second"].append(sample(second_row, config.second_sizes, 2 + offset))
-    out["rejected"].append(sample(first_row, config.second_sizes, 3 + offset))
+    out["pretrain"].append(sample(PRETRAIN, masses, "pretrain")[list(masses).index(unit.pretrain_mass)])
+    out["first"].append(sample(first_row, config.first_sizes, "first", unit.order))
+    out["second"].append(sample(second_row, config.second_sizes, "second", unit.order))
+    out["rejected"].append(sample(first_row, config.second_sizes, "rejected", unit.order))
   return {name: np.stack(value) for name, value in out.items()}
 
 
 def _keys(config: ReboundConfig, stage: int, count: int) -> jax.Array:
-  """`count` keys per seed for training stage `stage` (seed-major): init and minibatch streams."""
-  keys = []
-  for repetition in range(config.seeds):
-    root = jax.random.fold_in(jax.random.PRNGKey(config.seed + repetition), stage)
-    keys.append(jax.random.split(root, count))
-  return jax.numpy.concatenate(keys)
+  """`count` keys per seed for training stage `stage` (seed-major): init and minibatch streams (theory.seeding)."""
+  return jax.numpy.stack([jax.random.PRNGKey(seeding.derive(config.seed + repetition, "train", stage, index))
+                          for repetition in range(config.seeds) for index in range(count)])
 
 
 @functools.partial(jax.jit, static_argnums=1)

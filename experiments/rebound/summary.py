@@ -95,7 +95,7 @@ def cell_summary(config: ReboundConfig, arrays: dict, method_index: int, label: 
       "higher_start": _trend_numbers(config.first_sizes, score[..., 0].T, "increasing"),
       "verdicts": [],
   }
-  curve = np.nanmean(u, axis=1)  # (seeds, n_second): each seed's curve averaged over the first-stage sizes
+  curve = _mean_over_first_sizes(np.moveaxis(u, 1, -1))  # (seeds, n_second): averaged over the first-stage sizes
   decay = statistics.decay_against_linear(n, np.nan_to_num(curve))
   cell["decay"] = {"testable": decay.testable, "window_end": decay.window_end, "gaps": decay.gaps.tolist(),
                    "note": decay.note}
@@ -184,7 +184,7 @@ def factor_trends(config: ReboundConfig, found: dict, confirmatory: tuple) -> li
       levels = [m[0] for m in members]
       name = " ".join(str(v) for v in key)
       lives = np.stack([np.log2(censored_half_life(n, m[1])).mean(axis=1) for m in members])  # (levels, seeds)
-      late = np.stack([np.nanmean(late_slope(n, m[1]), axis=1) for m in members])
+      late = np.stack([_mean_over_first_sizes(late_slope(n, m[1])) for m in members])
       trend = statistics.stratified_trend(levels, lives, alternative="decreasing", units="log2 examples",
                                           what=f"slope of log2 half-life on log2 {level_key}")
       row = {"group": name, "factor": level_key, "levels": levels, "log2_half_life": _ci(lives, axis=1),
@@ -206,6 +206,13 @@ def factor_trends(config: ReboundConfig, found: dict, confirmatory: tuple) -> li
             cannot_show="whether the slower decline is the same process as the early rebound"))
       rows.append(row)
   return rows
+
+
+def _mean_over_first_sizes(values: np.ndarray) -> np.ndarray:
+  """Mean over the first-stage sizes (last axis) ignoring NaN curves; NaN where a seed has none."""
+  finite = np.isfinite(values)
+  return np.where(finite.any(axis=-1), np.where(finite, values, 0).sum(axis=-1) / np.maximum(finite.sum(axis=-1), 1),
+                  np.nan)
 
 
 def summarize(config: ReboundConfig, run_dir: RunDir, confirmatory: tuple = CONFIRMATORY["rebound"]) -> dict:

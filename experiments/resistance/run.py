@@ -22,13 +22,12 @@ import numpy as np
 
 from experiments.resistance.config import PAIRS, ResistanceConfig
 from experiments.run_dir import RunDir
-from theory import token_tree
+from theory import seeding, token_tree
 from theory.conventions import LN2
 from toy_models import checkpoints, datasets, metrics, training
 from toy_models.models import Model, build_model
 
-PRETRAIN_STAGE, SFT_STAGE, TRANSFER_STAGE = 0, 1, 2  # folded into each seed's key, one stream per stage.
-PRETRAIN_STREAM, ALIGN_STREAM, OUTPUT_STREAM = 0, 10, 100  # offsets of the numpy seeds of the samples.
+PRETRAIN_STAGE, SFT_STAGE, TRANSFER_STAGE = "pretrain", "sft", "transfer"  # key streams, one per stage.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,20 +48,14 @@ def units(config: ResistanceConfig) -> list[Unit]:
   return [Unit(d, tuple(s)) for d in config.datasets for s in config.model_sizes]
 
 
-def _sample_seed(config: ResistanceConfig, repetition: int, stream: int) -> int:
-  """The numpy seed of one sample of one repetition (streams: PRETRAIN_STREAM, ALIGN_STREAM + ..., ...)."""
-  return 1000 * (config.seed + repetition) + stream
+def _sample_seed(config: ResistanceConfig, repetition: int, *stream) -> int:
+  """The numpy seed of one sample of one repetition (theory.seeding)."""
+  return seeding.derive(config.seed + repetition, "sample", *stream)
 
 
 def _seed_keys(config: ResistanceConfig, *path: int) -> list[jax.Array]:
-  """One key per seed: PRNGKey(seed + repetition) folded with `path` (stage, then dataset or pair)."""
-  keys = []
-  for repetition in range(config.seeds):
-    key = jax.random.PRNGKey(config.seed + repetition)
-    for item in path:
-      key = jax.random.fold_in(key, item)
-    keys.append(key)
-  return keys
+  """One key per seed for the stream `path` (stage, then dataset index; theory.seeding)."""
+  return [jax.random.PRNGKey(seeding.derive(config.seed + repetition, *path)) for repetition in range(config.seeds)]
 
 
 def token_entropy_nats(weights: np.ndarray, depth: int) -> np.ndarray:
@@ -122,9 +115,9 @@ def unit_data(config: ResistanceConfig, dataset: str) -> dict[str, np.ndarray]:
   for repetition in range(config.seeds):
     pretrain_probs, align_probs = config.source(dataset, repetition)
     pretrain.append(datasets.sample_counts(pretrain_probs, [config.pretrain_mass], sampling="sampled",
-                                           seed=_sample_seed(config, repetition, PRETRAIN_STREAM))[0])
+                                           seed=_sample_seed(config, repetition, "pretrain"))[0])
     align.append(datasets.sample_counts(align_probs, [config.align_mass], sampling="sampled",
-                                        seed=_sample_seed(config, repetition, ALIGN_STREAM + index))[0])
+                                        seed=_sample_seed(config, repetition, "align", index))[0])
   return {"pretrain": np.stack(pretrain), "align": np.stack(align)}
 
 
@@ -151,7 +144,7 @@ def _checkpoint_outputs(config: ResistanceConfig, theta_log2q: np.ndarray, index
   if config.outputs == "exact":
     return exact
   return np.stack([[datasets.sample_counts(exact[s, i], [config.output_samples], sampling="sampled",
-                                           seed=_sample_seed(config, s, OUTPUT_STREAM + 10 * index + i))[0]
+                                           seed=_sample_seed(config, s, "outputs", index, i))[0]
                     for i in range(3)] for s in range(config.seeds)])
 
 
@@ -191,8 +184,8 @@ def run_unit(config: ResistanceConfig, unit: Unit, run_dir: RunDir | None = None
   outputs = _checkpoint_outputs(config, theta_log2q, index)
 
   # Runs (seed, pair), seed-major; forward and inverse of a pair share the key (the same minibatch draws).
-  pair_keys = jnp.stack([jax.random.fold_in(key, p) for key in _seed_keys(config, TRANSFER_STAGE, index)
-                         for p in range(n_pairs)])
+  pair_keys = jnp.stack([jax.random.PRNGKey(seeding.derive(config.seed + s, TRANSFER_STAGE, index, p))
+                         for s in range(n_seeds) for p in range(n_pairs)])
   seed_index = np.repeat(np.arange(n_seeds), n_pairs)
   early, late = (np.tile([pair[k] for pair in PAIRS], n_seeds) for k in (0, 1))
   arrays = {}

@@ -49,7 +49,7 @@ def run_main(capsys, *argv):
     (["check", "--claim", "99", "--out-dir", "X"], "unknown claim '99'"),
     (["figures", "--publish", "--run", "X"], "--publish with --run or --out-dir is not allowed"),
     (["figures", "--run", "no_such_run"], "no_such_run is not a run directory"),
-    (["bench", "--steps", "x", "--out", "X/b.json"], "--steps 'x' is not allowed"),
+    (["bench", "--runs", "x", "--out", "X/b.json"], "runs=['x']"),
 ])
 def test_bad_input_is_one_line_naming_the_value(argv, message, capsys, tmp_path, monkeypatch):
   monkeypatch.chdir(ROOT if "figures/data" in " ".join(argv) else tmp_path)
