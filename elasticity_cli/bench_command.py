@@ -7,7 +7,7 @@ import pathlib
 import sys
 
 from elasticity_cli import config_flags
-from experiments import bench, config_io, paths, records
+from experiments import bench, config_io, paths, readme_blocks, records
 
 NAME = "bench"
 HELP = ("Measure training speed: a from-scratch sweep (8 runs x 800 steps, compilation included) and, per width (16, "
@@ -51,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
   paths.check_output_file(out, flag="--out", publishing=args.publish)
   config = config_io.with_overrides(bench.BenchConfig(), config_flags.overrides(args, bench.BenchConfig))
   result = bench.run_benchmark(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-  records.write_json(out, {**result, **records.provenance(config, seed=config.seed)})
+  saved = {**result, **records.provenance(config, seed=config.seed)}
+  records.write_json(out, saved)
   print(table(result))
+  if args.publish and readme_blocks.embed("bench", bench.markdown(saved)):
+    print("updated the speed block in README.md")
   print(f"saved: {out}", file=sys.stderr)
   return 0

@@ -1,6 +1,6 @@
 """Registry of the claims checked by `elasticity check`: statement, assumptions, symbolic and numeric checks.
 
-Claim ids follow issue 2 (1..9) and issue 11 (10); a claim is split into parts (1a, 1b, ...) where its parts
+Claims are numbered 1..10 (docs/THEORY.md §6 maps them to the paper); a claim is split into parts (1a, 1b, ...) where its parts
 have different verdicts. Each claim's `kind` says what the check expects: 'holds' (must hold everywhere it is
 drawn), 'conditional' (holds under the listed assumptions, and a recomputed counterexample shows they are
 needed), 'refuted' (a recomputed counterexample shows the statement false; the run measures how often it fails)
@@ -49,7 +49,7 @@ def _latex(expr) -> str:
 class Claim:
   """One claim: what it says, under which assumptions, and how it is checked."""
 
-  id: str  # '1a', '5b', ...: the issue's claim number plus a part letter.
+  id: str  # '1a', '5b', ...: the claim number plus a part letter.
   title: str  # short statement for tables.
   statement: str  # the claim in words.
   latex: str  # the claim as a LaTeX formula, typeset by sympy.
@@ -68,7 +68,7 @@ class Claim:
 
   @property
   def number(self) -> int:
-    """The issue's claim number (the id without its part letter)."""
+    """The claim number (the id without its part letter)."""
     return int(self.id.rstrip("abcdefgh"))
 
 
@@ -124,7 +124,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="3", title="dgamma_i/dl = (n_a/N)(1 - E_{P_t}[P_i/q]) / ln 2",
         statement="The derivative of each dataset's rate with respect to l is "
-                  "(n_a/N)(1 - E_{P_t}[P_i/q]) / ln 2 bits per response (THEORY.md section 3).",
+                  "(n_a/N)(1 - E_{P_t}[P_i/q]) / ln 2 bits per response (docs/THEORY.md §4.2, (4.2)).",
         latex=_latex(sp.Eq(sp.Derivative(_gamma, _l), _n_a * (1 - _E_i) / (_N * sp.log(2)))),
         assumptions=("l >= 0; -inf for D_t at l = 0 if it has mass outside supp(q)",),
         kind="holds", strategy=_elastic(), evaluate=elasticity_checks.derivative_formula,
@@ -262,7 +262,7 @@ CLAIMS: tuple[Claim, ...] = (
              "point), not evidence for the compression picture; the implicit derivative is checked against "
              "finite differences of re-fitted models; trained toy models: not part of this check"),
 )
-"""All claims, in the order of issues 2 and 11."""
+"""All claims, in the order of their numbers."""
 
 BY_ID: dict[str, Claim] = {claim.id: claim for claim in CLAIMS}
 """Claim id -> Claim."""

@@ -70,7 +70,7 @@ def finite_differences(config: ElasticityConfig, rate_fn: Callable = mixture.com
 
 
 def closed_form(config: ElasticityConfig) -> tuple[np.ndarray, np.ndarray]:
-  """THEORY.md's d gamma_i / dl = (n_a / N)(1 - E_{P_t}[P_i / q]) / ln 2, computed directly, and its scale.
+  """docs/THEORY.md (4.2): d gamma_i / dl = (n_a / N)(1 - E_{P_t}[P_i / q]) / ln 2, computed directly, and its scale.
 
   Returns:
     (derivatives, scales), shape (3,): the scale (n_a / N)(1 + E_{P_t}[P_i / q]) / ln 2 is the size of the

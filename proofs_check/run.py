@@ -102,7 +102,7 @@ def run_claim(claim: claims_module.Claim | str, *, examples: int = constants.DEF
     than the claim's min_in_scope share were in scope.
 
   References:
-    Ji et al., "Language Models Resist Alignment", ACL 2025 (Thm. 3.4, Thm. 4.2); THEORY.md section 3.
+    Ji et al., "Language Models Resist Alignment", ACL 2025 (Thm. 3.4, Thm. 4.2); docs/THEORY.md §2.3 and §4.
   """
   examples, seed = _check_arguments(examples, seed)
   if isinstance(claim, str):

@@ -9,7 +9,7 @@ from elasticity_cli import main
 from experiments import bench
 
 SMALL = dict(workloads=("w16",), dtypes=("float64", "float32"), runs=(1, 3), steps_scale=0.02, warmup_steps=1,
-             sweep_runs=2, sweep_steps=3)
+             sweep_runs=2, sweep_steps=3, accuracy=False)
 
 
 def test_run_benchmark_times_every_workload_dtype_and_run_count():
@@ -33,7 +33,7 @@ def test_run_benchmark_times_every_workload_dtype_and_run_count():
 def test_cli_prints_a_table_and_saves_the_json(tmp_path, capsys):
   out = tmp_path / "new" / "dir" / "bench.json"
   argv = ["bench", "--workloads", "w16", "--dtypes", "float64", "--runs", "2", "--steps-scale", "0.02",
-          "--sweep-runs", "0", "--out", str(out)]
+          "--sweep-runs", "0", "--accuracy", "false", "--out", str(out)]
   assert main.main(argv) == 0
   printed = capsys.readouterr().out
   saved = json.loads(out.read_text())

@@ -48,7 +48,7 @@ def rate_derivatives(P, sizes, *, pretrain: int = 0, align: int = 1, perturb: in
     float64 array of shape (..., n_datasets).
 
   References:
-    Ji et al., "Language Models Resist Alignment", ACL 2025, Thm. 4.2; THEORY.md section 3.
+    Ji et al., "Language Models Resist Alignment", ACL 2025, Thm. 4.2; docs/THEORY.md §4.2, (4.2).
   """
   P, sizes = _checked(P, sizes, pretrain, align, perturb)
   del pretrain  # part of the signature for symmetry with the ratio functions; not needed here.

@@ -1,7 +1,7 @@
 """Exact theory curves for the figures: Hooke's-law rate changes, the ratio against k, Huffman vs entropy.
 
 All quantities come from the size-weighted mixture (the optimal compressor of the union), in bits per
-response. The default set-up follows THEORY.md section 4: pre-training covers the whole tree, alignment data
+response. The default set-up follows docs/THEORY.md §1.1 and §4.7: pre-training covers the whole tree, alignment data
 lies in the aligned subtree (responses starting with token 0) and the perturbation in the unaligned subtree
 (responses starting with token 1).
 """

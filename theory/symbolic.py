@@ -1,4 +1,4 @@
-"""SymPy derivations of THEORY.md section 3: rate derivatives, the weighted identity, the ratio and signs.
+"""SymPy derivations of docs/THEORY.md §3-§5: rate derivatives, the weighted identity, the ratio and signs.
 
 Every numeric function of the elasticity theory is lambdified from an expression here, so the formula is
 written once. Units: bits (log base 2) per response; l = |D_t| / |D_a| is the perturbation-to-alignment ratio.
@@ -28,7 +28,7 @@ CROSS_ENTROPY_TERM = -p_sym * sp.log(m_sym) / sp.log(2)
 """-p log2 m: one leaf's contribution to the cross-entropy of data p coded with model m, in bits."""
 
 CODE_LENGTH_DERIVATIVE = n_a * (1 - P_t / q) / (N * sp.log(2))
-"""THEORY.md closed form of d/dl [-log2 q(x)], the change of leaf x's ideal code length, in bits per unit l."""
+"""docs/THEORY.md (4.1): d/dl [-log2 q(x)], the change of leaf x's ideal code length, in bits per unit l."""
 
 RATE_TERM = -P_i * sp.log(q) / sp.log(2)
 """One leaf's contribution to gamma_i(l) = -sum_x P_i log2 q, in bits per response."""
@@ -37,7 +37,7 @@ RATE_DERIVATIVE_TERM_RAW = sp.diff(RATE_TERM, l)
 """d/dl of RATE_TERM, exactly as sympy differentiates it."""
 
 RATE_DERIVATIVE_TERM = P_i * CODE_LENGTH_DERIVATIVE
-"""THEORY.md closed form of one leaf's d gamma_i / dl: (n_a / N) P_i (1 - P_t / q) / ln 2 (bits per response).
+"""docs/THEORY.md (4.2): one leaf's d gamma_i / dl: (n_a / N) P_i (1 - P_t / q) / ln 2 (bits per response).
 
 Summed over leaves with sum_x P_i = 1 it gives d gamma_i / dl = (n_a / N)(1 - E_{x~P_t}[P_i(x) / q(x)]) / ln 2.
 """
@@ -131,7 +131,7 @@ def sum_over_leaves(expr: sp.Expr, totals: dict | None = None, n_leaves: sp.Expr
 
 
 def derivative_steps() -> list[ProofStep]:
-  """Claim 3: the per-leaf derivative equals THEORY.md's closed form, and its leaf sum."""
+  """Claim 3: the per-leaf derivative equals docs/THEORY.md (4.2), and its leaf sum."""
   expectation = sp.Symbol("E_{P_t}[P_i/q]", positive=True)
   w = sp.Symbol("w", positive=True)  # per leaf: w(x) = P_i(x) P_t(x) / q(x), whose leaf sum is the expectation.
   affine = n_a * (P_i - w) / (N * sp.log(2))

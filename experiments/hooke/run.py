@@ -2,8 +2,8 @@
 
 For each model kind, regime and k, every seed trains the unperturbed model (l = 0) and the perturbed ones
 (l in l_grid); Δγ_i(l) = γ_i(l) - γ_i(0) in bits per response, with γ_i the exact compression rate of dataset
-i's empirical distribution under the trained model. The theory (THEORY.md section 3) predicts, in the joint
-regime, Δγ_a / Δγ_p -> -k as l -> 0, hence a slope of 1 for log|Δγ_a / Δγ_p| against log k.
+i's empirical distribution under the trained model. The theory (docs/THEORY.md §4.4, (4.7); §5.1 for the regimes)
+predicts, in the joint regime, Δγ_a / Δγ_p -> -k as l -> 0, hence a slope of 1 for log|Δγ_a / Δγ_p| against log k.
 """
 
 from __future__ import annotations
