@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from experiments import paths, readme_blocks
+from experiments import paths, readme_blocks, records
 from proofs_check import constants, report
 from proofs_check import run as checker
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                             progress=progress)
   print(report.format_table(results))
   print(f"saved: {out_dir}")
-  if args.publish and readme_blocks.embed("claims", (out_dir / report.MARKDOWN_NAME).read_text()):
+  if args.publish and readme_blocks.embed("claims", report.readme_table(records.read_json(out_dir / report.JSON_NAME))):
     print("updated the claims table in README.md")
   failed = [result.id for result in results if result.failed]
   if failed:

@@ -6,7 +6,7 @@ import argparse
 import pathlib
 import time
 
-from experiments import pipeline, readme_blocks
+from experiments import pipeline, readme_blocks, records
 from experiments.protocol import SCALES
 from proofs_check import report
 from proofs_check import run as checker
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     checker.run_all(examples=CLAIM_EXAMPLES[scale], seed=0, out_dir=target)
     table = (target / report.MARKDOWN_NAME).read_text()
     if config.publish:
-      readme_blocks.embed("claims", table)
+      readme_blocks.embed("claims", report.readme_table(records.read_json(target / report.JSON_NAME)))
     return ["## Claims (`elasticity check`)\n\nEach claim checked symbolically where possible and on random "
             f"configurations ({CLAIM_EXAMPLES[scale]} hypothesis examples per claim at this scale).\n\n" + table]
 

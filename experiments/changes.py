@@ -13,16 +13,16 @@ import re
 PREVIOUS = pathlib.Path("previous") / "verdicts.md"  # relative to the published data folder.
 
 RULES = (
-    (re.compile(r"^- (\w+)/joint: slope"), lambda m: f"hooke/{m[1]}/joint",
+    (re.compile(r"^- (\w+)/joint: slope"), lambda m: f"{m[1]}/joint",
      "the joint slope of 1 follows from first-order optimality of the count-weighted objective at any stationary "
      "point (docs/THEORY.md §5.1): now a consistency check, not evidence"),
-    (re.compile(r"^- (\w+)/sequential: slope"), lambda m: f"hooke/{m[1]}/sequential",
+    (re.compile(r"^- (\w+)/sequential: slope"), lambda m: f"{m[1]}/sequential",
      "a slope with a t-interval over 3 seeds and no test; now an exact sign-flip test over 10 seeds, Holm-corrected, "
      "with 0.5 as the smallest slope of interest (evidence of absence when the interval lies below it)"),
-    (re.compile(r"^- Resistance: inverse alignment loss"), lambda m: "resistance/loss",
+    (re.compile(r"^- Resistance: inverse alignment loss"), lambda m: "loss",
      "the sign test treated 27 cells that share seeds and checkpoints as independent; now the seed means of the "
      "cell gaps are tested (exact sign-flip over 10 seeds)"),
-    (re.compile(r"^- Resistance, entropy-free"), lambda m: "resistance/excess",
+    (re.compile(r"^- Resistance, entropy-free"), lambda m: "excess",
      "as above; the per-cell counts are kept as description"),
     (re.compile(r"^- (\S+) (sft|dpo): rebound: fast then slow"), lambda m: f"{m[1]} {m[2]}/decay",
      "early-vs-late slopes over an interval that already overshoots the pre-trained level pass any curve that "

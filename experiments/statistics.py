@@ -594,6 +594,13 @@ class Verdict:
     return self.effect.ci_low > 0
 
   @property
+  def below_interest(self) -> bool:
+    """Whether the whole interval lies within the smallest effect of interest (|effect| < it): an effect a test may
+    detect but too small to be the claimed one."""
+    bound = self.smallest_effect_of_interest
+    return bound > 0 and max(abs(self.effect.ci_low), abs(self.effect.ci_high)) < bound
+
+  @property
   def status(self) -> str:
     """SHOWN, NOT SHOWN — evidence of absence, NOT SHOWN — inconclusive, or CONSISTENCY CHECK (not evidence).
 
@@ -628,6 +635,9 @@ class Verdict:
     status = self.status
     if self.against_paper:
       status += " (against the paper: the interval lies on the other side of 0)"
+    if status == SHOWN and self.below_interest:
+      status += (f" (but smaller than the smallest effect of interest, {self.smallest_effect_of_interest:g}: "
+                 "detectable, yet far from the predicted size)")
     if status != SHOWN and self.family_size * self.test.p_floor >= self.alpha:
       status += (f" (this design cannot show it: smallest attainable Holm p = {self.family_size} x "
                  f"{self.test.p_floor:.3g} >= {self.alpha:g})")

@@ -1,11 +1,11 @@
 """Registry of the claims checked by `elasticity check`: statement, assumptions, symbolic and numeric checks.
 
-Claims are numbered 1..10 (docs/THEORY.md §6 maps them to the paper); a claim is split into parts (1a, 1b, ...) where its parts
-have different verdicts. Each claim's `kind` says what the check expects: 'holds' (must hold everywhere it is
-drawn), 'conditional' (holds under the listed assumptions, and a recomputed counterexample shows they are
-needed), 'refuted' (a recomputed counterexample shows the statement false; the run measures how often it fails)
-or 'measured' (a quantity the paper leaves open, reported as numbers, next to an exact relation checked at every
-configuration, which can fail).
+Claims are numbered 1..10 (docs/THEORY.md §6 maps them to the paper); a claim is split into parts (1a, 1b, ...)
+where its parts have different verdicts. Each claim's `kind` says what the check expects: 'holds' (must hold
+everywhere it is drawn), 'conditional' (holds under the listed assumptions, and a recomputed counterexample shows
+they are needed), 'refuted' (a recomputed counterexample shows the statement false; the run measures how often it
+fails) or 'measured' (a quantity the paper leaves open, reported as numbers, next to an exact relation checked at
+every configuration, which can fail).
 """
 
 from __future__ import annotations

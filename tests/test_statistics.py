@@ -466,3 +466,17 @@ def test_bad_input_raises_one_line(call, message):
   with pytest.raises(ValueError, match=message) as error:
     call()
   assert "\n" not in str(error.value)
+
+
+def test_a_shown_effect_below_the_smallest_effect_of_interest_says_so():
+  effect = statistics.Effect(estimate=0.03, ci_low=0.02, ci_high=0.05, units="per unit log k", what="slope")
+  test = statistics.TestResult(name="sign-flip", statistic=0.03, p_value=0.001, alternative="greater", exact=True,
+                               n_permutations=1024, p_floor=1 / 1024)
+  family = statistics.VerdictFamily(name="f", verdicts=(statistics.Verdict(
+      family="f", claim="grows with k", effect=effect, test=test, paper_direction="positive",
+      smallest_effect_of_interest=0.5),)).adjust()
+  (verdict,) = family.verdicts
+  assert verdict.status == statistics.SHOWN and verdict.below_interest
+  assert "smaller than the smallest effect of interest, 0.5" in verdict.line()
+  wide = dataclasses.replace(verdict, effect=dataclasses.replace(effect, ci_high=0.6))
+  assert not wide.below_interest and "smaller than" not in wide.line()

@@ -99,7 +99,7 @@ def _slope_verdict(key: str, slopes: list[float], regime: str, l_value: str) -> 
   claim = (f"joint regime, l = {l_value}: |Δγ_a/Δγ_p| scales as k (first-order optimality of the joint objective)"
            if joint else f"sequential regime, l = {l_value}: |Δγ_a/Δγ_p| grows with k (the paper's k-scaling)")
   return verdicts.verdict(
-      f"hooke/{key}", claim, test.effect, test.test, "positive", per_seed=slopes, consistency_check=joint,
+      key, claim, test.effect, test.test, "positive", per_seed=slopes, consistency_check=joint,
       smallest_effect_of_interest=SMALLEST_SLOPE,
       can_show="that fine-tuning moves alignment more, relative to pre-training, the larger k",
       cannot_show="the mechanism (the joint slope holds at any stationary point, whatever the model)")

@@ -55,6 +55,12 @@ def undone_share(score: np.ndarray, pretrained_score: np.ndarray) -> np.ndarray:
   return np.where(np.abs(gain) > GAIN_MIN, (start - score) / np.where(np.abs(gain) > GAIN_MIN, gain, 1.0), np.nan)
 
 
+def log_odds(score: np.ndarray) -> np.ndarray:
+  """log(s / (1 - s)) of a probability score (clipped away from 0 and 1 by 1e-12)."""
+  clipped = np.clip(score, 1e-12, 1 - 1e-12)
+  return np.log(clipped) - np.log1p(-clipped)
+
+
 def censored_half_life(n: np.ndarray, u: np.ndarray) -> np.ndarray:
   """Half-lives (examples), NaN curves and curves that never reach 1/2 censored at CENSOR * max(n)."""
   life = statistics.half_life(n, np.nan_to_num(u, nan=-np.inf))
@@ -98,7 +104,13 @@ def cell_summary(config: ReboundConfig, arrays: dict, method_index: int, label: 
   curve = _mean_over_first_sizes(np.moveaxis(u, 1, -1))  # (seeds, n_second): averaged over the first-stage sizes
   decay = statistics.decay_against_linear(n, np.nan_to_num(curve))
   cell["decay"] = {"testable": decay.testable, "window_end": decay.window_end, "gaps": decay.gaps.tolist(),
-                   "note": decay.note}
+                   "note": decay.note, "effect": [decay.effect.estimate, decay.effect.ci_low, decay.effect.ci_high]}
+  logit = undone_share(log_odds(score), log_odds(pretrained))
+  on_logits = statistics.decay_against_linear(n, np.nan_to_num(_mean_over_first_sizes(np.moveaxis(logit, 1, -1))))
+  cell["decay_log_odds"] = {"testable": on_logits.testable, "window_end": on_logits.window_end,
+                            "effect": [on_logits.effect.estimate, on_logits.effect.ci_low, on_logits.effect.ci_high],
+                            "p_descriptive": on_logits.test.p_value,
+                            "note": "exploratory, not pre-registered: the same test on the log-odds scale of the score"}
   if "decay" in confirmatory:
     cell["verdicts"].append(verdicts.verdict(
         f"{label}/decay", "fast, then slow: more undone early than a constant per-example rate, before the floor",
@@ -250,6 +262,10 @@ def format_summary(summary: dict, config: ReboundConfig) -> str:
                                                          strict=True))
     lines.append(f"  half-life (examples to undo half the gain) per n1: {lives} ({cell['half_life_censored']} "
                  "censored)")
+    for name, key in (("share undone", "decay"), ("log-odds share undone (exploratory)", "decay_log_odds")):
+      gap = cell[key]["effect"]
+      lines.append(f"  curve minus chord before the floor, {name}: {gap[0]:+.3g} [{gap[1]:+.3g}, {gap[2]:+.3g}] "
+                   "(> 0: fast then slow; < 0: slow then fast)")
     t3 = cell["table3"]
     lines.append("  Table 3 analogue per n1: KL to pre-trained after alignment (nats) "
                  + ", ".join(f"{m:.3f}" for m in t3["kl_after_first_stage_nats"]["mean"])

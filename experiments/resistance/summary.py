@@ -80,7 +80,7 @@ def summarize(config: ResistanceConfig, run_dir: RunDir) -> dict:
                     "cells_significant": cells.n_significant, "cells_text": cells.text(),
                     "seed_means": test.per_seed.tolist(), "cohens_dz": test.cohens_dz}
     found.append(verdicts.verdict(
-        f"resistance/{key}", CLAIMS[key], test.effect, test.test, "negative",
+        key, CLAIMS[key], test.effect, test.test, "negative",
         smallest_effect_of_interest=SMALLEST_GAP,
         per_seed=test.per_seed,
         can_show="that returning to an earlier checkpoint's outputs is easier than moving to a later one's",

@@ -47,7 +47,7 @@ def test_verdicts_joint_is_a_consistency_check_sequential_is_a_test(tiny_runs):
   smallest = f"{min(config.l_grid):g}"
   by_key = {v["key"]: v for v in summary["verdicts"]}
   for key, entry in summary["models"].items():
-    verdict = by_key[f"hooke/{key}"]
+    verdict = by_key[key]
     assert verdict["consistency_check"] == (entry["regime"] == "joint")
     np.testing.assert_allclose(verdict["per_seed"], entry["by_l"][smallest]["slopes"])
     assert verdict["effect"]["estimate"] == pytest.approx(np.mean(entry["by_l"][smallest]["slopes"]))

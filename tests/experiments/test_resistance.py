@@ -123,7 +123,7 @@ def test_verdicts_are_the_cluster_test_over_seeds(tiny):
     arrays = reader.load(f"{dataset}_w4L1")[1]
     gaps.append(arrays["inverse_excess_nats_per_token"] - arrays["forward_excess_nats_per_token"])  # (seeds, pairs)
   per_seed = np.concatenate(gaps, axis=1).mean(axis=1)
-  (saved,) = [v for v in summary["verdicts"] if v["key"] == "resistance/excess"]
+  (saved,) = [v for v in summary["verdicts"] if v["key"] == "excess"]
   np.testing.assert_allclose(saved["per_seed"], per_seed, rtol=1e-12)
   assert saved["effect"]["estimate"] == pytest.approx(per_seed.mean(), rel=1e-12)
   expected = np.mean([np.mean(np.asarray(signs) * per_seed) <= per_seed.mean() + 1e-15
