@@ -22,6 +22,7 @@ from proofs_check import (
     elasticity_checks,
     mixture_checks,
     pareto_study,
+    simulated,
     stationary_checks,
     strategies,
 )
@@ -142,6 +143,7 @@ CLAIMS: tuple[Claim, ...] = (
         kind="holds", strategy=_elastic(), evaluate=elasticity_checks.weighted_identity,
         error_kind="|sum_i n_i dgamma_i/dl| / sum_i n_i scale_i, relative",
         tolerance="<= 1e-10 relative; limit at l = 1e-9 within 1e-6", derivations=("identity",),
+        simulated_evidence=simulated.attach(("hooke", "tabular/joint"), ("hooke", "ngram/joint")),
         note="the limit term is also compared with n_t dgamma_t/dl at l = 1e-9"),
     Claim(
         id="5a", title="ratio = -k - l (dgamma_t/dl)/(dgamma_p/dl), l > 0",
@@ -258,6 +260,7 @@ CLAIMS: tuple[Claim, ...] = (
                   "(+ fit and truncation allowance) of the implicit derivative; >= 25% of fits stationary",
         derivations=("stationary_identity",), summarize=stationary_checks.summarize,
         min_in_scope=constants.STATIONARY_MIN_IN_SCOPE,
+        simulated_evidence=simulated.attach(("sequential", "sequential/joint/")),
         note="a consistency check of first-order optimality (it holds by construction at any stationary "
              "point), not evidence for the compression picture; the implicit derivative is checked against "
              "finite differences of re-fitted models; trained toy models: not part of this check"),

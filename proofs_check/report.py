@@ -8,6 +8,7 @@ import pathlib
 import types
 
 from experiments import records
+from proofs_check import simulated
 
 JSON_NAME = "data/claims.json"  # full run's JSON, relative to the output folder.
 MARKDOWN_NAME = "claims_table.md"  # full run's markdown table, relative to the output folder.
@@ -65,6 +66,8 @@ def note(result) -> str:
                  f"finite differences; worst residual {_number(summary['relative_residual']['max'])}, worst "
                  f"|fd - implicit| / scale {_number(summary['fd_error']['max'])} (allowance up to "
                  f"{_number(summary['fd_allowance']['max'])})")
+  if getattr(result, "simulated_evidence", None):
+    parts.append(simulated.text(result.simulated_evidence))
   if result.status == "FAILED":
     failing = result.shrunk_counterexample or result.counterexample
     parts.append(f"FAILED: {result.failure_reason}" + (f" at {failing}" if failing else ""))
