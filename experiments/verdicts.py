@@ -60,12 +60,20 @@ def lines(saved: list[dict], family: str) -> list[str]:
   out = []
   corrected_all = adjusted(saved, family)
   for data, corrected in corrected_all:
-    line = corrected.line()
+    line = f"[{data['key']}] {corrected.line()}"
     power = detectable(data.get("per_seed", ()), corrected.family_size or 1)
     if math.isfinite(power) and not corrected.consistency_check:
       line += f" [power 0.8 to detect |effect| >= {power:.3g}]"
     out.append(line)
   return out
+
+
+def run_lines(saved: list[dict]) -> list[str]:
+  """The verdicts of one run for `elasticity simulate`'s text: a header and one indented line each (none if none)."""
+  if not saved:
+    return []
+  return (["verdicts (Holm-corrected within this run; `elasticity reproduce` corrects over the whole report):"]
+          + [f"  {line}" for line in lines(saved, "this run")])
 
 
 def detectable(per_seed, family_size: int) -> float:

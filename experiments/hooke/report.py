@@ -31,7 +31,7 @@ def report(config: HookeConfig, summary: dict, context) -> str:
   lines = [f"k grid {list(config.k_grid)}, l grid {list(config.l_grid)}, |D_a| = {config.align_mass:g} responses, "
            f"depth {config.depth}, {config.family} sources, {config.perturbation} D_t, {config.seeds} seeds, "
            f"{config.sampling} datasets. Rates in bits per response; ± are 95% t-intervals over seeds.", "",
-           "```", hooke_summary.format_summary(summary, config), "```", ""]
+           "```", hooke_summary.format_summary({**summary, "verdicts": []}, config), "```", ""]
   for key, entry in summary["models"].items():
     row = entry["by_l"][smallest]
     lines.append(f"- {key}: slope {row['slope_mean']:.3f} ± {row['slope_ci95']:.3f} at l = {smallest} — "

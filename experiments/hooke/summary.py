@@ -121,6 +121,5 @@ def format_summary(results: dict, config: HookeConfig) -> str:
     lines.append(f"acceptance (tabular joint): max rate gap {a['tabular_joint_max_rate_gap_bits']:.2e} bits "
                  f"(<= {a['rate_tolerance_bits']:g}), slope {a['tabular_joint_slope_at_smallest_l']:.4f} "
                  f"(within {a['slope_tolerance']:g} of 1): {'PASSED' if a['passed'] else 'FAILED'}")
-  lines.append("verdicts (Holm-corrected within this run; `elasticity reproduce` corrects over the whole report):")
-  lines += [f"  {line}" for line in verdicts.lines(results.get("verdicts", []), "this run")]
+  lines += verdicts.run_lines(results.get("verdicts", []))
   return "\n".join(lines)

@@ -101,7 +101,7 @@ def report(config: ReboundConfig, summary: dict, context) -> str:
   """The section of one rebound-family experiment: setup, verdicts, tables, open questions, figures."""
   lines = [_describe(config), "", "Verdicts:", ""]
   lines += context.verdicts(summary)
-  lines += ["", "```", rebound_summary.format_summary(summary, config), "```", ""]
+  lines += ["", "```", rebound_summary.format_summary({**summary, "verdicts": []}, config), "```", ""]
   if context.experiment == "rebound":
     lines += ["**The Table 3 tension: more alignment data (smaller k) yet fewer negatives to revert?**", ""]
     lines += table3_answer(config, summary, context.run_reader) + [""]

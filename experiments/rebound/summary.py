@@ -276,6 +276,5 @@ def format_summary(summary: dict, config: ReboundConfig) -> str:
   for row in summary["trends"]:
     lines.append(f"trend over {row['factor']} {row['levels']} ({row['group']}): log2 half-life "
                  + ", ".join(f"{m:.3g}" for m in row["log2_half_life"]["mean"]))
-  lines.append("verdicts (Holm-corrected within this run; `elasticity reproduce` corrects over the whole report):")
-  lines += [f"  {line}" for line in verdicts.lines(summary["verdicts"], "this run")]
+  lines += verdicts.run_lines(summary["verdicts"])
   return "\n".join(lines)

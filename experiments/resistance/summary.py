@@ -111,5 +111,4 @@ def format_summary(summary: dict, config: ResistanceConfig) -> str:
                  f"{row['loss_gap_p']:>6.2g}  {row['forward_excess_nats_per_token']['mean']:>10.4f} "
                  f"{row['inverse_excess_nats_per_token']['mean']:>10.4f} {row['excess_gap']['mean']:>+11.4f} "
                  f"{row['excess_gap_p']:>6.2g}  {kl}")
-  lines.append("verdicts (Holm-corrected within this run; `elasticity reproduce` corrects over the whole report):")
-  return "\n".join(lines + [f"  {line}" for line in verdicts.lines(summary["verdicts"], "this run")])
+  return "\n".join(lines + verdicts.run_lines(summary["verdicts"]))
