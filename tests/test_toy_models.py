@@ -1,5 +1,6 @@
 """Tests of toy_models: sources, models, exact likelihoods, vmapped training, metrics, checkpoints, configs."""
 
+import dataclasses
 import functools
 
 import jax
@@ -184,6 +185,51 @@ def test_same_seed_is_bitwise_reproducible_and_another_seed_differs():
   other = train(TABULAR, weights, [20, 20], stage=stage, seed=6)[1]["logits"]
   assert np.array_equal(first, again)
   assert not np.allclose(first, other)
+
+
+def test_carried_optimizer_state_continues_one_uninterrupted_run():
+  """Two calls with Adam's state carried take the same steps as one call (constant schedule, expected gradient):
+  same parameters and moments bit for bit, the step count added up; a fresh second state gives other parameters."""
+  _, counts = source_weights()
+  weights = np.stack([counts.sum(axis=0), counts[0] + counts[1], counts[1] + 10 * counts[2]])
+  first, second = np.array([5, 12, 0]), np.array([7, 3, 9])
+  stage = StageConfig(steps=1, learning_rate=0.05, schedule="constant", optimizer="adam")
+  model = build_model(TABULAR, DEPTH)
+  keys = jax.random.split(jax.random.PRNGKey(11), 3)
+  start = training.init_params(model, keys)
+  whole, whole_losses, whole_state = training.train_batch(model, stage, start, weights, first + second, keys=keys,
+                                                          return_state=True)
+  middle, _, middle_state = training.train_batch(model, stage, start, weights, first, keys=keys, return_state=True)
+  carried, carried_losses, carried_state = training.train_batch(model, stage, middle, weights, second, keys=keys,
+                                                                opt_state=middle_state, return_state=True)
+  for a, b in zip(jax.tree_util.tree_leaves((whole, whole_state)), jax.tree_util.tree_leaves((carried, carried_state)),
+                  strict=True):
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+  assert np.array_equal(whole_losses, carried_losses)
+  assert np.asarray(whole_state.count).tolist() == (first + second).tolist()
+  reset, _ = training.train_batch(model, stage, middle, weights, second, keys=keys)
+  assert not np.allclose(reset["logits"][0], whole["logits"][0])
+  assert np.array_equal(reset["logits"][2], whole["logits"][2])  # 0 steps first: carrying a zero state changes nothing
+
+
+def test_sgd_state_round_trips_and_a_wrong_state_is_a_one_line_error():
+  _, counts = source_weights()
+  weights = np.stack([counts.sum(axis=0)] * 2)
+  model = build_model(TABULAR, DEPTH)
+  keys = jax.random.split(jax.random.PRNGKey(12), 2)
+  start = training.init_params(model, keys)
+  sgd = StageConfig(steps=1, learning_rate=0.5, schedule="constant", optimizer="sgd")
+  params, _, state = training.train_batch(model, sgd, start, weights, [4, 4], keys=keys, return_state=True)
+  again, _ = training.train_batch(model, sgd, params, weights, [4, 4], keys=keys, opt_state=state)
+  whole, _ = training.train_batch(model, sgd, start, weights, [8, 8], keys=keys)
+  np.testing.assert_array_equal(again["logits"], whole["logits"])
+  adam = dataclasses.replace(sgd, optimizer="adam")
+  _, _, adam_state = training.train_batch(model, adam, start, weights, [1, 1], keys=keys, return_state=True)
+  for bad, shown in ((state, "opt_state has structure"),
+                     (jax.tree_util.tree_map(lambda x: x[:1], adam_state), r"opt_state has a leaf of shape \(1")):
+    with pytest.raises(ValueError, match=shown) as error:
+      training.train_batch(model, adam, start, weights, [1, 1], keys=keys, opt_state=bad)
+    assert "\n" not in str(error.value)
 
 
 # Training: float types.

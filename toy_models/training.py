@@ -263,7 +263,8 @@ def init_params(model: Model, keys: jax.Array) -> dict:
 
 def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, keys, learning_rates=None,
                 rejected_weights=None, reference_log_probs=None, progress=None, label: str = "",
-                dtype: str | None = None, padding_run_steps: int | None = None) -> tuple[dict, np.ndarray]:
+                dtype: str | None = None, padding_run_steps: int | None = None, opt_state=None,
+                return_state: bool = False) -> tuple:
   """Trains a batch of runs for their own numbers of steps; returns final params and final losses.
 
   Args:
@@ -284,11 +285,18 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
       rates are cast to it (and the returned parameters are in it). None: the parameters' own type (the model's
       ModelConfig.dtype). Metrics are float64 whatever this is (metrics.leaf_log2_probs casts up).
     padding_run_steps: budget of run_bucket (None: the backend's default).
+    opt_state: the optimiser state to start from, with a leading run axis (e.g. the state a previous call
+      returned with return_state=True, to carry Adam's moments and step count across stages); None: a fresh
+      state (optimizer_state), as every stage had before. Its float leaves are cast to the training type.
+    return_state: also return the final optimiser state (leading run axis, in the training type).
 
   Returns:
     (params, losses): trained parameters (leading run axis, in the training type) and each run's final training
     loss, computed in the training type and returned as float64 numpy of shape (runs,): for 'sft' in nats per
     token, for 'dpo' the expected DPO loss in nats per pair (likelihood.dpo_loss; ln 2 at the reference).
+    With return_state: (params, losses, opt_state). A run continued from a returned state with the same stage
+    takes the same steps as one uninterrupted run when the stage's updates do not depend on the step index
+    (constant schedule, expected gradient): the schedule and the minibatch draws restart at step 0 in each call.
 
   References:
     Kingma & Ba, "Adam", ICLR 2015; Loshchilov & Hutter, "SGDR" (cosine schedule), ICLR 2017; Rafailov et al.,
@@ -323,7 +331,9 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
   padded = run_bucket(runs, total, padding_run_steps=padding_run_steps)
   params = _cast_params(params, float_type, runs, padded)
   pad = functools.partial(_pad_rows, size=padded)
-  inputs = (params, optimizer_state(stage.optimizer, params),
+  start_state = (optimizer_state(stage.optimizer, params) if opt_state is None
+                 else _given_state(stage.optimizer, opt_state, params, float_type, runs, padded))
+  inputs = (params, start_state,
             jax.tree_util.tree_map(lambda x: pad(x.astype(float_type)), data), pad(peaks.astype(float_type)),
             np.concatenate([steps, np.zeros(padded - runs, np.int32)]), pad(host_keys(keys)))
   params, opt_state, data_d, peaks_d, steps_d, keys_d = devices.place_runs(inputs)
@@ -336,7 +346,28 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
       jax.block_until_ready(params)
       progress(int(stop), total, label)
   losses = np.asarray(_batched_objective(model, _static_fields(stage))(params, tokens, data_d), dtype=np.float64)
+  if return_state:
+    return _unpad(params, runs, padded), losses[:runs], _unpad(opt_state, runs, padded)
   return _unpad(params, runs, padded), losses[:runs]
+
+
+def _given_state(optimizer: str, opt_state, params, float_type: np.dtype, runs: int, padded: int):
+  """A caller's optimiser state checked against the fresh one of `params` (structure, shapes), cast and padded."""
+  fresh = optimizer_state(optimizer, params)  # params are already padded to `padded` rows
+  given_structure, fresh_structure = jax.tree_util.tree_structure(opt_state), jax.tree_util.tree_structure(fresh)
+  if given_structure != fresh_structure:
+    raise ValueError(f"opt_state has structure {given_structure}; allowed: the {optimizer} state of these params "
+                     f"({fresh_structure})")
+  host = _host_tree(opt_state)
+  for leaf, like in zip(jax.tree_util.tree_leaves(host), jax.tree_util.tree_leaves(fresh), strict=True):
+    if leaf.shape != (runs,) + like.shape[1:]:
+      raise ValueError(f"opt_state has a leaf of shape {leaf.shape}; allowed: {(runs,) + like.shape[1:]} (one row "
+                       "per run)")
+
+  def cast(leaf, like):
+    return _pad_rows(leaf.astype(float_type if np.issubdtype(like.dtype, np.floating) else like.dtype), padded)
+
+  return jax.tree_util.tree_map(cast, host, fresh)
 
 
 def _cast_params(params, float_type: np.dtype, runs: int, padded: int):
