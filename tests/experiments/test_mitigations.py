@@ -23,19 +23,16 @@ from experiments.mitigations.config import (
 )
 from experiments.protocol import ReportContext
 from experiments.rebound.summary import CENSOR
-from experiments.run_dir import RunDir
 from theory import token_tree
 from theory.conventions import ALIGN, PERTURB, PRETRAIN
 from toy_models import corrector, defences
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-  """(config, summary, read-only RunDir) of one tiny run."""
-  path = tmp_path_factory.mktemp("mitigations")
-  config = EXPERIMENT.config("tiny")
-  result = runner.run(EXPERIMENT, config, path, show_progress=False)
-  return config, result, RunDir(path, config, experiment="mitigations", writable=False)
+def tiny(tiny_runs):
+  """(config, summary, read-only RunDir) of the tiny run (the registry's shared one)."""
+  _, config, result, reader = tiny_runs["mitigations"]
+  return config, result, reader
 
 
 # Independent re-implementations (loops, no code of the experiment's summary).

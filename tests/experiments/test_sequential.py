@@ -11,9 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import registry, runner
+from experiments import registry
 from experiments.protocol import ReportContext
-from experiments.run_dir import RunDir
 from experiments.sequential import report as sequential_report
 from experiments.sequential import run as sequential_run
 from experiments.sequential import summary as sequential_summary
@@ -30,13 +29,10 @@ RTOL_BATCHED = 1e-10  # the same run trained in two differently composed batches
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-  """(config, summary, read-only RunDir) of the sequential study at its tiny scale."""
-  experiment = registry.get("sequential")
-  config = experiment.config("tiny")
-  path = tmp_path_factory.mktemp("sequential")
-  summary = runner.run(experiment, config, path, show_progress=False)
-  return config, summary, RunDir(path, config, experiment="sequential", writable=False)
+def tiny(tiny_runs):
+  """(config, summary, read-only RunDir) of the sequential study at its tiny scale (the registry's shared run)."""
+  _, config, summary, reader = tiny_runs["sequential"]
+  return config, summary, reader
 
 
 def load(reader, config, model, arm):
