@@ -127,3 +127,11 @@ def test_an_evaluation_that_would_not_fit_is_refused_before_allocating():
     metrics.leaf_log2_probs(build_model(CONFIGS["tabular"], DEPTH), random_params(CONFIGS["tabular"], 1),
                             runs_per_chunk=0)
   assert "\n" not in str(error.value)
+
+
+def test_kl_ignores_responses_neither_model_produces():
+  """0 log 0 = 0 even where both models give probability 0 (log2 q = log2 r = -inf): no warning, no NaN."""
+  log2q = np.array([[-1.0, -1.0, -np.inf]])
+  reference = np.array([[-2.0, -0.415037499278844, -np.inf]])
+  q, r = np.exp2(log2q[0, :2]), np.exp2(reference[0, :2])
+  np.testing.assert_allclose(metrics.kl_nats(log2q, reference), [np.sum(q * np.log(q / r))], rtol=1e-12)

@@ -213,9 +213,12 @@ def rates_bits_per_token(log2q: np.ndarray, probs: np.ndarray, depth: int) -> np
 def kl_nats(log2q: np.ndarray, reference_log2q: np.ndarray) -> np.ndarray:
   """KL(model || reference) = sum_x q(x) ln(q(x) / r(x)) in nats (per response), shape (...,)."""
   log2q = np.asarray(log2q, dtype=np.float64)
+  shape = np.broadcast_shapes(log2q.shape, np.shape(reference_log2q))
+  log2q, reference = np.broadcast_to(log2q, shape), np.broadcast_to(np.asarray(reference_log2q, np.float64), shape)
   q = np.exp2(log2q)
-  terms = np.zeros(np.broadcast_shapes(log2q.shape, np.shape(reference_log2q)))
-  np.multiply(q, (log2q - np.asarray(reference_log2q)) * LN2, out=terms, where=q > 0)  # 0 log 0 = 0
+  present = q > 0  # 0 log 0 = 0: responses the model never produces contribute nothing (even where r = 0 too)
+  difference = np.subtract(log2q, reference, out=np.zeros(shape), where=present)
+  terms = np.multiply(q, difference * LN2, out=np.zeros(shape), where=present)
   return terms.sum(axis=-1)
 
 
