@@ -127,7 +127,7 @@ def write_sections(reproduce: ReproduceConfig, outcomes: list[Outcome]) -> dict[
   saved = report_verdicts(outcomes)
   corrected = verdicts.adjusted(saved, verdicts.REPORT_FAMILY)
   lines = dict(zip((d["key"] for d in saved), verdicts.lines(saved, verdicts.REPORT_FAMILY), strict=True))
-  status = {d["key"]: v.status for d, v in corrected}
+  status = {d["key"]: verdicts.display_status(v) for d, v in corrected}
   for outcome in outcomes:
     reader = RunDir(outcome.run_dir, outcome.config, experiment=outcome.experiment.name, writable=False)
     context = ReportContext(experiment=outcome.experiment.name, figures_dir=reproduce.target, run_reader=reader,

@@ -48,7 +48,7 @@ class ReportContext:
     if f"{self.experiment}:{key}" in self.verdict_status:
       return self.verdict_status[f"{self.experiment}:{key}"]
     saved = summary.get("verdicts", [])
-    return dict((d["key"], v.status) for d, v in verdicts.adjusted(saved, self.experiment))[key]
+    return dict((d["key"], verdicts.display_status(v)) for d, v in verdicts.adjusted(saved, self.experiment))[key]
 
   def links(self) -> list[str]:
     """Markdown image links to the figures, relative to the report."""

@@ -68,6 +68,13 @@ def lines(saved: list[dict], family: str) -> list[str]:
   return out
 
 
+def display_status(verdict: Verdict) -> str:
+  """The verdict's status as tables show it: a SHOWN effect whose interval lies below the smallest effect of interest
+  says so."""
+  small = verdict.status == statistics.SHOWN and verdict.below_interest
+  return verdict.status + (" (below the smallest effect of interest)" if small else "")
+
+
 def run_lines(saved: list[dict]) -> list[str]:
   """The verdicts of one run for `elasticity simulate`'s text: a header and one indented line each (none if none)."""
   if not saved:

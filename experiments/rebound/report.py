@@ -85,7 +85,7 @@ def families_answer(summary: dict, context) -> list[str]:
   for cell in summary["cells"].values():
     key = f"{cell['label']}/decay"
     status = context.status(summary, key)
-    shown.append(status == statistics.SHOWN)
+    shown.append(status.startswith(statistics.SHOWN))
     life = ", ".join(f"{v:.3g}" for v in cell["half_life"]["mean"])
     lines.append(f"- {cell['family']}: fast, then slow: {status}; half-life per n1 {life} examples.")
   if all(shown):

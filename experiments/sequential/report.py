@@ -51,12 +51,8 @@ def condition_table(summary: dict, config: SequentialConfig) -> list[str]:
 
 
 def _k_status(context, summary: dict, model: str, name: str) -> str:
-  """A k-scaling verdict's status, with the note that a shown slope is below the smallest effect of interest."""
-  status = _status(context, summary, f"sequential/kscaling/{model}/{name}")
-  slope = summary["sequential"][model][name]["slope"]
-  if status.startswith("SHOWN") and slope["mean"] + slope["ci95"] < sequential_summary.SMALLEST_SLOPE:
-    status += f" (the whole CI lies below the smallest effect of interest {sequential_summary.SMALLEST_SLOPE})"
-  return status
+  """A k-scaling verdict's status (a shown slope below the smallest effect of interest says so)."""
+  return _status(context, summary, f"sequential/kscaling/{model}/{name}")
 
 
 def answer(config: SequentialConfig, summary: dict, context) -> list[str]:
