@@ -128,10 +128,12 @@ def write_sections(reproduce: ReproduceConfig, outcomes: list[Outcome]) -> dict[
   corrected = verdicts.adjusted(saved, verdicts.REPORT_FAMILY)
   lines = dict(zip((d["key"] for d in saved), verdicts.lines(saved, verdicts.REPORT_FAMILY), strict=True))
   status = {d["key"]: verdicts.display_status(v) for d, v in corrected}
+  adjusted = {d["key"]: float("nan") if v.p_adjusted is None else v.p_adjusted for d, v in corrected}
   for outcome in outcomes:
     reader = RunDir(outcome.run_dir, outcome.config, experiment=outcome.experiment.name, writable=False)
     context = ReportContext(experiment=outcome.experiment.name, figures_dir=reproduce.target, run_reader=reader,
-                            scale=reproduce.scale, files=outcome.files, verdict_lines=lines, verdict_status=status)
+                            scale=reproduce.scale, files=outcome.files, verdict_lines=lines, verdict_status=status,
+                            verdict_p=adjusted)
     outcome.section = outcome.experiment.report(outcome.config, outcome.summary, context)
   return status
 

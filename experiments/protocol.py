@@ -29,6 +29,7 @@ class ReportContext:
   files: tuple[pathlib.Path, ...] = ()  # the figures drawn for this experiment.
   verdict_lines: dict = dataclasses.field(default_factory=dict)  # 'experiment:key' -> line, corrected report-wide.
   verdict_status: dict = dataclasses.field(default_factory=dict)  # 'experiment:key' -> status, corrected report-wide.
+  verdict_p: dict = dataclasses.field(default_factory=dict)  # 'experiment:key' -> Holm-adjusted p, report-wide.
 
   def verdicts(self, summary: dict) -> list[str]:
     """Markdown bullets of the summary's verdicts: corrected over the whole report where the report did so, else
@@ -49,6 +50,16 @@ class ReportContext:
       return self.verdict_status[f"{self.experiment}:{key}"]
     saved = summary.get("verdicts", [])
     return dict((d["key"], verdicts.display_status(v)) for d, v in verdicts.adjusted(saved, self.experiment))[key]
+
+  def p_adjusted(self, summary: dict, key: str) -> float:
+    """The Holm-adjusted p of the summary's verdict `key`: over the whole report where the report corrected it, else
+    within this experiment (NaN for a consistency check)."""
+    from experiments import verdicts
+
+    if f"{self.experiment}:{key}" in self.verdict_p:
+      return self.verdict_p[f"{self.experiment}:{key}"]
+    adjusted = {d["key"]: v.p_adjusted for d, v in verdicts.adjusted(summary.get("verdicts", []), self.experiment)}
+    return float("nan") if adjusted[key] is None else adjusted[key]
 
   def links(self) -> list[str]:
     """Markdown image links to the figures, relative to the report."""

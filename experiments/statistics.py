@@ -688,7 +688,8 @@ class VerdictFamily:
 def _t_power(noncentrality: float, df: int, alpha: float, alternative: str) -> float:
   if alternative == "two-sided":
     critical = stats.t.ppf(1 - alpha / 2, df)
-    return stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality)
+    # P(T < -c) as P(-T > c), -T ~ nct(df, -nc): scipy's nct.cdf returns NaN deep in the left tail (df=1, nc=8).
+    return stats.nct.sf(critical, df, noncentrality) + stats.nct.sf(critical, df, -noncentrality)
   return stats.nct.sf(stats.t.ppf(1 - alpha, df), df, noncentrality)
 
 

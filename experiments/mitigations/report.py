@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from experiments import verdicts
 from experiments.mitigations import run
 from experiments.mitigations.config import STRENGTH_MEANING, MitigationsConfig
 from experiments.mitigations.summary import ALPHA_DESCRIPTIVE, CONFIRMATORY, MIN_HALF_LIFE
 from experiments.rebound.summary import CENSOR
 
-FAMILY = "mitigations"  # the Holm family of this experiment's own tests (the report may correct more widely).
 
 
 def describe(config: MitigationsConfig) -> str:
@@ -26,11 +24,6 @@ def describe(config: MitigationsConfig) -> str:
           "Exact metrics over every response; ± are 95% t-intervals over seeds.")
 
 
-def _holm(summary: dict) -> dict:
-  """Holm-adjusted p of each verdict key within this experiment."""
-  return {data["key"]: corrected.p_adjusted for data, corrected in verdicts.adjusted(summary["verdicts"], FAMILY)}
-
-
 def _examples(log2: dict) -> str:
   """Geometric mean of half-undo examples with the interval of its log2 mean, as examples."""
   mean, half = log2["mean"], log2["ci95"]
@@ -39,11 +32,10 @@ def _examples(log2: dict) -> str:
 
 def ranked_table(config: MitigationsConfig, summary: dict, context) -> list[str]:
   """One row per defence at its default strength, ranked by the mean log2 half-undo gain (main attack)."""
-  holm = _holm(summary)
   base = summary["baseline"][run.MAIN_ATTACK]["half_undo"]
   costs = summary["baseline_costs"]
   lines = ["| rank | defence | strength | half-undo examples (geo. mean [CI]) | floor / censored | gain log2 [CI] | "
-           "Holm p (this experiment) | status | D_p rate rise (bits) | KL in A (nats) | score before attack | "
+           "Holm p | status | D_p rate rise (bits) | KL in A (nats) | score before attack | "
            "breaking point |", "|---|---|---|---|---|---|---|---|---|---|---|---|",
            f"| - | no defence | - | {_examples(base['log2'])} | {base['at_floor']} / {base['censored']} | 0 | - | - | "
            f"{costs['dp_rate_rise_bits']['mean']:+.3f} | {costs['within_aligned_kl_nats']['mean']:.3f} | "
@@ -59,7 +51,7 @@ def ranked_table(config: MitigationsConfig, summary: dict, context) -> list[str]
     gain = default["gain_log2"]
     lines.append(f"| {rank} | {defence} | {cell['default_strength']:g} | {_examples(life['log2'])} | "
                  f"{life['at_floor']} / {life['censored']} | {gain['mean']:+.2f} [{gain['mean'] - gain['ci95']:+.2f}, "
-                 f"{gain['mean'] + gain['ci95']:+.2f}] | {holm.get(key, float('nan')):.3g} | "
+                 f"{gain['mean'] + gain['ci95']:+.2f}] | {context.p_adjusted(summary, key):.3g} | "
                  f"{context.status(summary, key)} | {default['dp_rate_rise_bits']['mean']:+.3f} | "
                  f"{default['within_aligned_kl_nats']['mean']:.3f} | "
                  f"{default['positive_score_before_attack']['mean']:.3f} | {cell['breaking_point']} |")
