@@ -8,7 +8,6 @@ from experiments.mitigations.summary import ALPHA_DESCRIPTIVE, CONFIRMATORY, MIN
 from experiments.rebound.summary import CENSOR
 
 
-
 def describe(config: MitigationsConfig) -> str:
   """The setup in one paragraph."""
   factors = ", x".join(f"{f:g}" for f in config.breaking_lr_factors)
