@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help=f"where the JSON goes (default {DEFAULT_OUT})")
   parser.add_argument("--publish", action="store_true", help="write the published figures/data/bench.json")
+  parser.add_argument("--torch-reference", type=pathlib.Path, default=None,
+                      help="JSON of benchmarks/torch_loop.py measured on this machine just before: saved with the "
+                      "results and compared with them in the table")
   config_flags.add_flags(parser, bench.BenchConfig, bench.BenchConfig())
 
 
@@ -50,10 +53,15 @@ def run(args: argparse.Namespace) -> int:
   out = paths.published_data() / "bench.json" if args.publish else (args.out or DEFAULT_OUT)
   paths.check_output_file(out, flag="--out", publishing=args.publish)
   config = config_io.with_overrides(bench.BenchConfig(), config_flags.overrides(args, bench.BenchConfig))
+  reference = bench.read_torch_reference(args.torch_reference) if args.torch_reference else None
   result = bench.run_benchmark(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+  if reference is not None:
+    result["torch_reference"] = reference
   saved = {**result, **records.provenance(config, seed=config.seed)}
   records.write_json(out, saved)
   print(table(result))
+  if reference is not None:
+    print("\n".join(bench.torch_comparison_lines(result)))
   if args.publish and readme_blocks.embed("bench", bench.markdown(saved)):
     print("updated the speed block in README.md")
   print(f"saved: {out}", file=sys.stderr)

@@ -225,7 +225,64 @@ def markdown(saved: dict) -> str:
   for row in saved["training"]:
     lines.append(f"| {row['workload']} | {row['dtype']} | {row['runs']} | {row['compile_seconds_included']:g} | "
                  f"{row['steps_per_second']:g} | {row['run_steps_per_second']:g} |")
+  if saved.get("torch_reference"):
+    lines += ["", *torch_comparison_lines(saved)]
   return "\n".join(lines) + "\n"
+
+
+def read_torch_reference(path) -> dict:
+  """The JSON benchmarks/torch_loop.py wrote (torch version, threads, one row per workload and float type).
+
+  Args:
+    path: the file.
+
+  Returns:
+    The JSON as a dict; a one-line ValueError when it is missing or not torch_loop's output.
+  """
+  import json
+  import pathlib
+
+  path = pathlib.Path(path)
+  try:
+    saved = json.loads(path.read_text())
+  except (OSError, ValueError) as error:
+    raise ValueError(f"--torch-reference {path} cannot be read ({error}); allowed: the JSON of "
+                     "benchmarks/torch_loop.py") from None
+  if not isinstance(saved, dict) or not {"torch", "threads", "rows"} <= set(saved) or not all(
+      {"workload", "dtype", "runs", "steps", "seconds", "ms_per_run_step"} <= set(r) for r in saved["rows"]):
+    raise ValueError(f"--torch-reference {path} is not the JSON of benchmarks/torch_loop.py; allowed: its output")
+  return saved
+
+
+def torch_comparison_lines(saved: dict) -> list[str]:
+  """PyTorch (runs one after another, eager) against this toolkit, measured side by side on one machine.
+
+  w16: torch_loop's 8 runs x 800 steps against the from-scratch sweep of the same size (compilation included on
+  our side, none to pay on PyTorch's); w64: milliseconds per run-step against our single-run and best vmapped rows
+  (compilation excluded on both sides). A ratio above 1 means this toolkit is faster.
+  """
+  reference = saved["torch_reference"]
+  lines = [f"Beside PyTorch {reference['torch']} ({reference['threads']} threads, `benchmarks/torch_loop.py`, run "
+           "on the same machine just before; ratio = PyTorch time / ours, above 1: ours is faster):", "",
+           "| workload | float | PyTorch | ours | ratio |", "|---|---|---|---|---|"]
+  sweeps = {(r["dtype"], r["runs"], r["steps"]): r for r in saved.get("sweep", [])}
+  for row in reference["rows"]:
+    if row["workload"] == "w16" and (row["dtype"], row["runs"], row["steps"]) in sweeps:
+      ours = sweeps[(row["dtype"], row["runs"], row["steps"])]["seconds"]
+      lines.append(f"| {row['runs']} runs × {row['steps']} steps, w16 (s, ours with compilation) | {row['dtype']} | "
+                   f"{row['seconds']:g} | {ours:g} | {row['seconds'] / ours:.2f} |")
+    ours_rows = [r for r in saved["training"] if r["workload"] == row["workload"] and r["dtype"] == row["dtype"]]
+    if row["workload"] != "w16" and ours_rows:
+      single = [r for r in ours_rows if r["runs"] == 1]
+      best = max(ours_rows, key=lambda r: r["run_steps_per_second"])
+      for label, ours_row in ((f"{row['workload']}, 1 run", single[0] if single else None),
+                              (f"{row['workload']}, {best['runs']} vmapped runs", best)):
+        if ours_row is None or (label.endswith("vmapped runs") and best["runs"] == 1):
+          continue
+        ours_ms = 1000 / ours_row["run_steps_per_second"]
+        lines.append(f"| {label} (ms per run-step) | {row['dtype']} | {row['ms_per_run_step']:g} | {ours_ms:.4g} | "
+                     f"{row['ms_per_run_step'] / ours_ms:.2f} |")
+  return lines
 
 
 _ROW = re.compile(r"bench: (\w+) (float\d+) (\d+) runs: ([\d.e+]+) run-steps/s, ([\d.e+]+) s for the first call "
