@@ -116,3 +116,13 @@ def test_every_module_has_a_one_line_docstring():
   for name, path in modules().items():
     doc = ast.get_docstring(ast.parse(path.read_text()))
     assert doc and doc.splitlines()[0].strip(), f"{name} has no module docstring"
+
+
+def test_tests_mirror_the_source_tree():
+  # tests/<package>/ holds the tests of that package; only the checks of the whole checkout sit at the top.
+  top_level = {"test_architecture.py", "test_readme.py", "test_mutation_score.py"}
+  assert {p.name for p in (ROOT / "tests").glob("test_*.py")} == top_level
+  folders = {p.relative_to(ROOT / "tests").parts[0] for p in (ROOT / "tests").rglob("test_*.py")} - top_level
+  assert folders == set(LAYERS)
+  for folder in LAYERS:
+    assert (ROOT / "tests" / folder / "__init__.py").exists(), folder

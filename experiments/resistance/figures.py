@@ -8,7 +8,7 @@ import numpy as np
 
 from experiments import plotting
 
-FILE = "resistance.png"  # the name tests/test_reproduce.py and the verdicts block expect.
+FILE = "resistance.png"  # the name the reproduce tests and the verdicts block expect.
 PANELS = (("loss_nats_per_token", "final training loss\n(nats/token)"),
           ("excess_nats_per_token", "loss − target entropy\n(nats/token)"))
 

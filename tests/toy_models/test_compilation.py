@@ -19,7 +19,7 @@ from toy_models.model_config import ModelConfig
 from toy_models.models import build_model
 from toy_models.stage_config import StageConfig
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPTH = 4
 MODEL = build_model(ModelConfig(kind="tabular"), DEPTH)
 N_LEAVES = token_tree.n_leaves(DEPTH)

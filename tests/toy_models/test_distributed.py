@@ -12,7 +12,7 @@ import pytest
 
 from toy_models import distributed, metrics, training
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RTOL_VMAP = 1e-10  # another batch size of vmapped runs: the same arithmetic up to reassociation.
 SWEEP = """
 import jax
