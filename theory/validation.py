@@ -64,7 +64,7 @@ def check_probabilities(name: str, probs, *, min_ndim: int = 1) -> np.ndarray:
   if off.any():
     index = tuple(int(i) for i in np.argwhere(np.atleast_1d(off))[0])
     value = np.atleast_1d(sums)[index]
-    raise ValueError(f"{name} row {index} sums to {value!r}; allowed: rows summing to 1 within "
+    raise ValueError(f"{name} row {index} sums to {float(value)!r}; allowed: rows summing to 1 within "
                      f"{ROW_SUM_TOLERANCE:g}")
   return probs
 

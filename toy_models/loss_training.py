@@ -5,7 +5,8 @@ change the objective itself (KL anchors, constrained SFT, proximal terms, Booste
 any loss_fn(params, data, key) -> scalar (nats): each run has its own data (a pytree with a leading run axis), peak
 learning rate, step budget and PRNG key, and the step's key is jax.random.fold_in(run key, step), exactly the key
 training.py draws its minibatch from. A loss that draws its minibatch as training.py does therefore reproduces
-train_batch's parameters (tests/toy_models/test_loss_training.py checks it). A run stops updating when its own budget is spent.
+train_batch's parameters (tests/toy_models/test_loss_training.py checks it). A run stops updating when its own
+budget is spent.
 
 Compiling once: the compiled loop is cached per (loss_fn object, optimiser, schedule, reanchoring rule), so callers
 reuse one loss_fn object (a module-level function or one built once) across calls; the run axis is padded to

@@ -207,3 +207,9 @@ def test_bad_probabilities_are_rejected_in_one_line(probs, message):
   with pytest.raises(ValueError, match=message) as info:
     compression.huffman_code_lengths(probs)
   assert "\n" not in str(info.value)
+
+
+def test_huffman_code_lengths_are_integers():
+  lengths = compression.huffman_code_lengths(np.array([[0.5, 0.25, 0.125, 0.125], [0.25, 0.25, 0.25, 0.25]]))
+  assert np.issubdtype(lengths.dtype, np.integer)
+  np.testing.assert_array_equal(lengths, [[1, 2, 3, 3], [2, 2, 2, 2]])

@@ -63,3 +63,13 @@ def test_bad_input_gives_one_line_error(call, message):
   with pytest.raises(ValueError, match=message) as info:
     call()
   assert "\n" not in str(info.value)
+
+
+def test_dirichlet_draw_is_normalised_gamma_draws_of_the_seeded_generator():
+  # A Dirichlet(c) vector is a vector of independent Gamma(c, 1) draws divided by their sum (Devroye 1986, XI.4);
+  # small concentrations make sums below 1 common, so the underflow fallback must leave them alone.
+  for concentration in (0.05, 0.3, 1.0):
+    gammas = np.random.default_rng(11).gamma(concentration, size=2**3 - 1)
+    assert 0 < gammas.sum()
+    probs = distributions.leaf_distribution("dirichlet", 3, seed=11, concentration=concentration)
+    np.testing.assert_allclose(probs, gammas / gammas.sum(), rtol=1e-15, atol=0)

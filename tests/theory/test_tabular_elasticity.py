@@ -196,3 +196,8 @@ def test_gradients_ignore_the_deepest_rows_and_broadcast_model_batches():
   assert batched.shape == (2, 3, N_NODES, 3)
   for run in range(2):
     np.testing.assert_array_equal(batched[run], tabular_elasticity.cross_entropy_gradients_nats(models[run], P, DEPTH))
+
+
+def test_node_flows_names_the_bad_argument():
+  with pytest.raises(ValueError, match=r"^P row \(0,\) sums to 0\.5; allowed: rows summing to 1"):
+    tabular_elasticity.node_flows(np.array([0.25, 0.125, 0.125]), 2)

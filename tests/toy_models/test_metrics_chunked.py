@@ -119,9 +119,10 @@ def test_an_evaluation_that_would_not_fit_is_refused_before_allocating():
   with pytest.raises(ValueError, match=r"256 x 1048575 float64 = 2 GiB, above result_limit_bytes=1 GiB") as error:
     metrics.leaf_log2_probs(model, shapes)
   assert "\n" not in str(error.value)
-  with pytest.raises(ValueError, match=r"needs an estimated .* above memory_limit_bytes=1000 bytes") as error:
-    metrics.leaf_log2_probs(build_model(CONFIGS["tabular"], DEPTH), random_params(CONFIGS["tabular"], 1),
-                            memory_limit_bytes=1000)
+  tabular = build_model(CONFIGS["tabular"], DEPTH)
+  one = metrics._size(metrics.evaluation_bytes(tabular, 1, 1))  # the need of one run and one response
+  with pytest.raises(ValueError, match=rf"needs an estimated {one}, above memory_limit_bytes=1000 bytes") as error:
+    metrics.leaf_log2_probs(tabular, random_params(CONFIGS["tabular"], 1), memory_limit_bytes=1000)
   assert "\n" not in str(error.value)
   with pytest.raises(ValueError, match="runs_per_chunk=0 is not allowed") as error:
     metrics.leaf_log2_probs(build_model(CONFIGS["tabular"], DEPTH), random_params(CONFIGS["tabular"], 1),
