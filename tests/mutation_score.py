@@ -298,7 +298,12 @@ def markdown(saved: dict) -> str:
       lines.append(f"| {name} | {row['mutants']} | {row['killed']} | {row['equivalent']} | {_percent(row['score'])} |")
   overall = saved["overall"]
   minutes = saved.get("run_seconds")
-  took = f" (the run took {minutes / 60:.0f} min on {saved.get('cpu_count', '?')} CPUs)" if minutes else ""
+  took = f" (the run took {minutes / 60:.0f} min on {saved.get('cpu_count', '?')} CPUs" if minutes else ""
+  retested = saved.get("retested")
+  if took and retested:
+    took += (f"; its {retested['mutants']} survivors were then tested again against the tests added since, in "
+             f"{retested['seconds'] / 60:.0f} min")
+  took += ")" if took else ""
   if sample:
     estimate = saved["estimate"]
     lines += ["", f"`{saved['command']}`: mutmut {saved['mutmut_version']}, a random sample (seed {sample['seed']}) "
@@ -396,6 +401,26 @@ def run_mutmut(work: pathlib.Path, max_children: int, names: list[str] | None = 
   return seconds
 
 
+def retest_survivors(work: pathlib.Path, files: list[str], max_children: int) -> list[str]:
+  """Tests again the last run's mutants that were not killed (of its sample, if it was one), e.g. after new tests.
+
+  A mutant killed stays killed when tests are only added, so the counts then equal those of a full new run. The last
+  run's record (WORK/last_run.json) keeps its names, seed and time, and gains 'retested' (count, seconds).
+
+  Returns:
+    The names tested again.
+  """
+  last_run = json.loads((work / LAST_RUN).read_text())
+  sampled = set(last_run.get("names") or [])
+  verdicts = read_verdicts(work / "mutants", files)
+  names = sorted(n for statuses in verdicts.values() for n, s in statuses.items()
+                 if s != "killed" and (not sampled or n in sampled))
+  seconds = run_mutmut(work, max_children, names) if names else 0.0
+  (work / LAST_RUN).write_text(json.dumps({**last_run, "retested": {"mutants": len(names), "seconds": seconds}})
+                               + "\n")
+  return names
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
   """pytest hook, active in mutmut's runs (pyproject: -p tests.mutation_score): run the fastest tests first.
 
@@ -424,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--sample", type=int, default=0, help="test a random sample of this many mutants, stratified "
                       "by module (0: every mutant)")
   parser.add_argument("--seed", type=int, default=0, help="seed of the sample's draw")
+  parser.add_argument("--retest-survivors", action="store_true", help="test again only the last run's mutants "
+                      "that were not killed (after adding tests; the source must be unchanged) and count that run")
   args = parser.parse_args(argv)
   if args.max_children < 1:
     parser.error(f"--max-children {args.max_children} is not allowed; allowed: integers >= 1")
@@ -432,10 +459,12 @@ def main(argv: list[str] | None = None) -> int:
   config = mutmut_config()
   files = mutated_files(config)
   work = ROOT / WORK
-  if args.from_results:
+  if args.from_results or args.retest_survivors:
     if not (work / "mutants").exists():
-      parser.error(f"--from-results: {work / 'mutants'} does not exist; allowed: after a run")
-  else:
+      parser.error(f"{work / 'mutants'} does not exist; allowed: --from-results or --retest-survivors after a run")
+  if args.retest_survivors:
+    retest_survivors(work, files, args.max_children)
+  elif not args.from_results:
     prepare_work_dir(config, fresh=not args.resume)
     if args.sample:
       generate_mutants(work, args.max_children)
@@ -459,12 +488,15 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"sample": {"size": len(sampled), "seed": last_run.get("seed", args.seed), "names": sorted(sampled)},
              "population": population, "estimate": stratified_score(verdicts, population, equivalents)}
   command = ("python -m tests.mutation_score" + (f" --sample {len(sampled)} --seed {extra['sample']['seed']}"
-                                                  if sampled else "") + (" --publish" if args.publish else ""))
+                                                  if sampled else "")
+             + (" && python -m tests.mutation_score --retest-survivors" if last_run.get("retested") else "")
+             + (" --publish" if args.publish else ""))
   from experiments import readme_blocks, records  # imports jax: only once the counting is done
 
   saved = records.provenance(config, None, command=command,
                              mutmut_version=importlib.metadata.version("mutmut"),
                              run_seconds=last_run.get("run_seconds"), max_children=last_run.get("max_children"),
+                             retested=last_run.get("retested"),
                              cpu_count=os.cpu_count(), **summary, **extra)
   overall = summary["overall"]
   for path, row in summary["modules"].items():

@@ -206,10 +206,16 @@ def test_block_count_is_ceiling_of_length_over_depth():
 def test_bad_probabilities_are_rejected_in_one_line(probs, message):
   with pytest.raises(ValueError, match=message) as info:
     compression.huffman_code_lengths(probs)
-  assert "\n" not in str(info.value)
+  assert "\n" not in str(info.value) and str(info.value).startswith("probs ")  # names the argument
 
 
 def test_huffman_code_lengths_are_integers():
   lengths = compression.huffman_code_lengths(np.array([[0.5, 0.25, 0.125, 0.125], [0.25, 0.25, 0.25, 0.25]]))
   assert np.issubdtype(lengths.dtype, np.integer)
   np.testing.assert_array_equal(lengths, [[1, 2, 3, 3], [2, 2, 2, 2]])
+
+
+def test_rows_with_one_symbol_do_not_stop_the_rows_after_them():
+  lengths = compression.huffman_code_lengths(np.array([[1.0, 0.0, 0.0], [0.5, 0.25, 0.25], [0.0, 1.0, 0.0],
+                                                       [0.25, 0.25, 0.5]]))
+  np.testing.assert_array_equal(lengths, [[0, 0, 0], [1, 2, 2], [0, 0, 0], [2, 2, 1]])
