@@ -55,3 +55,27 @@ def test_bad_flags_give_one_line_errors(flags, message, tmp_path, capsys):
   err = capsys.readouterr().err.strip()
   assert err.startswith("elasticity: error:") and message in err and len(err.splitlines()) == 1
   assert not out.exists()
+
+
+def test_torch_comparison_pairs_like_with_like_and_reads_only_torch_loop_output(tmp_path):
+  reference = {"torch": "2.13.0+cpu", "threads": 2, "rows": [
+      {"workload": "w16", "dtype": "float32", "runs": 8, "steps": 800, "seconds": 10.0, "ms_per_run_step": 1.5625},
+      {"workload": "w64", "dtype": "float32", "runs": 4, "steps": 100, "seconds": 4.0, "ms_per_run_step": 10.0}]}
+  saved = {"torch_reference": reference,
+           "sweep": [{"dtype": "float32", "runs": 8, "steps": 800, "seconds": 2.5}],
+           "training": [{"workload": "w64", "dtype": "float32", "runs": 1, "run_steps_per_second": 50.0},
+                        {"workload": "w64", "dtype": "float32", "runs": 8, "run_steps_per_second": 200.0},
+                        {"workload": "w16", "dtype": "float32", "runs": 1, "run_steps_per_second": 1.0}]}
+  lines = bench.torch_comparison_lines(saved)
+  assert lines[2:] == ["| workload | float32 |", "|---|---|",
+                       "| w16, 8 runs × 800 steps (s; ours compiling included) | 10 / 2.5 / 4.00 |",
+                       "| w64, 1 run (ms per run-step) | 10 / 20 / 0.50 |",  # 50 run-steps/s = 20 ms
+                       "| w64, best vmapped (ms per run-step) | 10 / 5 / 2.00 |"]
+  path = tmp_path / "torch.json"
+  path.write_text(json.dumps(reference))
+  assert bench.read_torch_reference(path) == reference
+  path.write_text(json.dumps({"rows": []}))
+  with pytest.raises(ValueError, match=r"is not the JSON of benchmarks/torch_loop\.py"):
+    bench.read_torch_reference(path)
+  with pytest.raises(ValueError, match=r"cannot be read"):
+    bench.read_torch_reference(tmp_path / "missing.json")
