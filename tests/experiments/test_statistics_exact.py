@@ -6,7 +6,6 @@ import dataclasses
 import fractions
 import itertools
 import math
-import threading
 import tracemalloc
 
 import numpy as np
@@ -14,34 +13,7 @@ import pytest
 from scipy import integrate, stats
 
 from experiments import statistics
-
-
-def one_line_error(function, *args, **kwargs) -> str:
-  with pytest.raises(ValueError) as error:
-    within(30, function, *args, **kwargs)
-  assert "\n" not in str(error.value)
-  return str(error.value)
-
-
-def within(seconds, function, *args, **kwargs):
-  """function(*args, **kwargs) run in a thread: its result or exception, or a failure if it has not returned after
-  `seconds` (a hang is a test failure, not a wait)."""
-  outcome = {}
-
-  def run():
-    try:
-      outcome["value"] = function(*args, **kwargs)
-    except BaseException as error:  # re-raised in the test's thread
-      outcome["error"] = error
-
-  worker = threading.Thread(target=run, daemon=True)
-  worker.start()
-  worker.join(seconds)
-  assert not worker.is_alive(), f"{getattr(function, '__name__', function)} did not return within {seconds} s"
-  if "error" in outcome:
-    raise outcome["error"]
-  return outcome["value"]
-
+from tests.helpers import one_line_error, within
 
 # --- power ----------------------------------------------------------------------------------------------------------
 

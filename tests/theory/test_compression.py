@@ -1,7 +1,6 @@
 """Tests of theory.compression: Huffman optimality and bounds, expected lengths, the paper's formula."""
 
 import contextlib
-import heapq
 import itertools
 import math
 import time
@@ -12,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests.helpers import heap_huffman_lengths
 from theory import compression
 
 probability_vectors = hnp.arrays(np.float64, st.integers(1, 40), elements=st.floats(0, 1)).filter(
@@ -28,20 +28,6 @@ def brute_force_optimal_length(probs):
     if sum(2.0**-x for x in lengths) <= 1 + 1e-12:
       best = min(best, sum(p * x for p, x in zip(positive, lengths, strict=True)))
   return best
-
-
-def heap_huffman_lengths(probs):
-  """Reference: the textbook priority-queue Huffman, one merge per pop pair, key (weight, smallest symbol below)."""
-  probs = np.asarray(probs, dtype=np.float64)
-  lengths = np.zeros(probs.shape, dtype=np.int64)
-  heap = [(float(probs[s]), int(s), [int(s)]) for s in np.flatnonzero(probs > 0)]
-  heapq.heapify(heap)
-  while len(heap) > 1:
-    weight_1, key_1, symbols_1 = heapq.heappop(heap)
-    weight_2, key_2, symbols_2 = heapq.heappop(heap)
-    lengths[symbols_1 + symbols_2] += 1  # every symbol below the merged node gets one more bit
-    heapq.heappush(heap, (weight_1 + weight_2, min(key_1, key_2), symbols_1 + symbols_2))
-  return lengths
 
 
 # Rows with at least this many positive symbols take the phase-vectorised merge: 2 forces it on every row,

@@ -1,37 +1,13 @@
 """theory.compression on inputs that stress tie-breaking and rounding: many small tied alphabets, absorbed weights."""
 
-import heapq
 import itertools
 import math
-import threading
 
 import numpy as np
 import pytest
 
+from tests.helpers import heap_huffman_lengths, within
 from theory import compression
-
-
-def heap_huffman_lengths(probs):
-  """Textbook priority-queue Huffman, key (weight, smallest symbol below the node): the tie-breaking documented."""
-  lengths = np.zeros(probs.shape, dtype=np.int64)
-  heap = [(float(probs[s]), int(s), [int(s)]) for s in np.flatnonzero(probs > 0)]
-  heapq.heapify(heap)
-  while len(heap) > 1:
-    weight_1, key_1, symbols_1 = heapq.heappop(heap)
-    weight_2, key_2, symbols_2 = heapq.heappop(heap)
-    lengths[symbols_1 + symbols_2] += 1
-    heapq.heappush(heap, (weight_1 + weight_2, min(key_1, key_2), symbols_1 + symbols_2))
-  return lengths
-
-
-def within(seconds, function, *args):
-  """function(*args), failing the test if it has not returned after `seconds` (a hang is a failure, not a wait)."""
-  result = {}
-  worker = threading.Thread(target=lambda: result.update(value=function(*args)), daemon=True)
-  worker.start()
-  worker.join(seconds)
-  assert not worker.is_alive(), f"{function.__name__} did not return within {seconds} s"
-  return result["value"]
 
 
 @pytest.mark.parametrize("vectorised_from", [2, 10**9])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from tests.helpers import one_line_error
 from theory import conventions, distributions, tabular_elasticity, token_tree
 
 DEPTH = 4
@@ -22,13 +23,6 @@ def datasets(depth: int = DEPTH, seed: int = 0) -> np.ndarray:
 def softmax(row: np.ndarray) -> np.ndarray:
   e = np.exp(row - row.max())
   return e / e.sum()
-
-
-def one_line_error(function, *args, **kwargs) -> str:
-  with pytest.raises(ValueError) as error:
-    function(*args, **kwargs)
-  assert "\n" not in str(error.value)
-  return str(error.value)
 
 
 def test_node_gradient_steps_hold_and_name_the_logit_they_differentiate():

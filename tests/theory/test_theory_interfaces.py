@@ -7,16 +7,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from tests.helpers import random_config
+from tests.helpers import one_line_error, random_config
 from theory import distributions, elasticity, mixture, precise, symbolic, token_tree
-
-
-def one_line_error(function, *args, **kwargs) -> str:
-  with pytest.raises(ValueError) as error:
-    function(*args, **kwargs)
-  assert "\n" not in str(error.value)
-  return str(error.value)
-
 
 ELASTICITY = {
     "rate_derivatives": elasticity.rate_derivatives,

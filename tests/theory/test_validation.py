@@ -2,41 +2,12 @@
 
 import math
 import re
-import threading
 
 import numpy as np
 import pytest
 
+from tests.helpers import one_line_error
 from theory import validation
-
-
-def one_line_error(function, *args, **kwargs) -> str:
-  """The message of the ValueError `function(*args, **kwargs)` raises (within 30 s), checked to be one line."""
-  with pytest.raises(ValueError) as error:
-    within(30, function, *args, **kwargs)
-  message = str(error.value)
-  assert "\n" not in message
-  return message
-
-
-def within(seconds, function, *args, **kwargs):
-  """function(*args, **kwargs) run in a thread: its result or exception, or a failure if it has not returned after
-  `seconds` (a hang is a test failure, not a wait)."""
-  outcome = {}
-
-  def run():
-    try:
-      outcome["value"] = function(*args, **kwargs)
-    except BaseException as error:  # re-raised in the test's thread
-      outcome["error"] = error
-
-  worker = threading.Thread(target=run, daemon=True)
-  worker.start()
-  worker.join(seconds)
-  assert not worker.is_alive(), f"{getattr(function, '__name__', function)} did not return within {seconds} s"
-  if "error" in outcome:
-    raise outcome["error"]
-  return outcome["value"]
 
 
 def test_as_float_array_converts_numbers_and_names_non_numbers():
