@@ -1,6 +1,8 @@
 """Shared test helpers: tolerances, random configurations (all seeded), one-line errors, a reference Huffman."""
 
+import fractions
 import heapq
+import itertools
 import threading
 
 import numpy as np
@@ -66,3 +68,14 @@ def heap_huffman_lengths(probs):
     lengths[symbols_1 + symbols_2] += 1  # every symbol below the merged node gets one more bit
     heapq.heappush(heap, (weight_1 + weight_2, min(key_1, key_2), symbols_1 + symbols_2))
   return lengths
+
+
+def sign_flip_rejects(values, delta, level: float) -> bool:
+  """Brute force in exact rationals: does either one-sided sign-flip test of mean(values) = delta reject at `level`?"""
+  shifted = [fractions.Fraction(v) - fractions.Fraction(delta) for v in values]
+  observed = sum(shifted)
+  sums = [sum(s * d for s, d in zip(signs, shifted, strict=True))
+          for signs in itertools.product((1, -1), repeat=len(shifted))]
+  greater = sum(t >= observed for t in sums) / len(sums)
+  less = sum(t <= observed for t in sums) / len(sums)
+  return min(greater, less) <= level

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import fractions
 import itertools
 import math
 
@@ -14,6 +13,7 @@ from hypothesis import strategies as hs
 from scipy import stats
 
 from experiments import statistics
+from tests.helpers import sign_flip_rejects
 
 GRID = np.array([0, 50, 100, 200, 300, 500, 1000, 2000.0])
 
@@ -111,13 +111,7 @@ def test_exact_interval_inverts_the_sign_flip_test(integers):
   assert low <= differences.mean() <= high
 
   def rejected(delta):  # either one-sided sign-flip test at 2.5% rejects the shift delta (exact rationals).
-    shifted = [fractions.Fraction(d) - fractions.Fraction(delta) for d in integers]
-    observed = sum(shifted)
-    sums = [sum(s * d for s, d in zip(signs, shifted, strict=True))
-            for signs in itertools.product((1, -1), repeat=len(shifted))]
-    greater = sum(t >= observed for t in sums) / len(sums)
-    less = sum(t <= observed for t in sums) / len(sums)
-    return min(greater, less) <= 0.025
+    return sign_flip_rejects(integers, delta, 0.025)
 
   eps = 1e-6  # subset means of integers are at least 1/72 apart: no other end lies within eps.
   if low == high:

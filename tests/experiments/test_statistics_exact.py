@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
-import itertools
 import math
 import tracemalloc
 
@@ -13,7 +12,7 @@ import pytest
 from scipy import integrate, stats
 
 from experiments import statistics
-from tests.helpers import one_line_error, within
+from tests.helpers import one_line_error, sign_flip_rejects, within
 
 # --- power ----------------------------------------------------------------------------------------------------------
 
@@ -686,13 +685,7 @@ def test_sign_flip_interval_at_a_confidence_that_hits_an_arrangement_count_exact
   low, high = result.exact_effect.ci_low, result.exact_effect.ci_high
 
   def rejected(delta):
-    shifted = [fractions.Fraction(d) - fractions.Fraction(delta) for d in integers]
-    observed = sum(shifted)
-    sums = [sum(s * d for s, d in zip(signs, shifted, strict=True))
-            for signs in itertools.product((1, -1), repeat=len(shifted))]
-    greater = sum(t >= observed for t in sums) / len(sums)
-    less = sum(t <= observed for t in sums) / len(sums)
-    return min(greater, less) <= 0.25
+    return sign_flip_rejects(integers, delta, 0.25)
 
   eps = 1e-6
   assert not rejected(low + eps) and not rejected(high - eps) and rejected(low - eps) and rejected(high + eps)
