@@ -29,13 +29,22 @@ def package_versions() -> dict[str, str]:
   return versions
 
 
+PUBLISHED_OUTPUTS = ("figures", "README.md")
+"""What publishing writes: their uncommitted changes are the publication under way, not a changed input."""
+
+
 def git_commit(path: str | os.PathLike = ".") -> str:
-  """The git commit of the checkout containing `path`, with '+dirty' if it has uncommitted changes."""
+  """The git commit of the checkout containing `path`, with '+dirty' if it has uncommitted changes.
+
+  Changes to PUBLISHED_OUTPUTS do not count: a publishing run writes them one after another, and would otherwise
+  mark every record after its first as dirty. Changes anywhere else (code, configs, tests) do.
+  """
   try:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
                             check=True, timeout=10).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
-                           capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    excluded = [f":(top,exclude){name}" for name in PUBLISHED_OUTPUTS]
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded],
+                           cwd=path, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
   except (OSError, subprocess.SubprocessError):
     return "unknown"
   return commit + ("+dirty" if dirty else "")

@@ -99,3 +99,22 @@ def test_a_read_only_folder_is_refused(tmp_path):
     assert "read-only" in one_line(error)
   finally:
     tmp_path.chmod(0o755)
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_the_published_outputs(tmp_path):
+  def git(*args):
+    subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+  git("init", "-q")
+  for name in ("code.py", "README.md", "figures/REPORT.md"):
+    (tmp_path / name).parent.mkdir(exist_ok=True)
+    (tmp_path / name).write_text("v1\n")
+  git("add", "-A")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+  clean = records.git_commit(tmp_path)
+  assert len(clean) == 40 and "+" not in clean
+  (tmp_path / "README.md").write_text("v2\n")
+  (tmp_path / "figures" / "REPORT.md").write_text("v2\n")
+  assert records.git_commit(tmp_path / "figures") == clean  # publishing under way: not a changed input
+  (tmp_path / "code.py").write_text("v2\n")
+  assert records.git_commit(tmp_path / "figures") == clean + "+dirty"
