@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from experiments.rebound.config import MAX_EXAMPLES, stage
 from theory import token_tree
 from theory.conventions import ALIGN, ALIGNED_PREFIX, PERTURB, PRETRAIN, UNALIGNED_PREFIX
 from toy_models import corrector, datasets, sources
@@ -45,12 +46,6 @@ STRENGTH_MEANING = {
     "vaccine": "rho, norm of Vaccine's embedding perturbation",
     CORRECTOR: "W/C, copy pairs per correction pair (larger = weaker corrector)",
 }
-MAX_EXAMPLES = 10_000_000  # refuse larger example counts (a typo would sample for minutes).
-
-
-def _stage(**changes) -> StageConfig:
-  base = dict(epochs=1.0, batch_size=50, learning_rate=0.003, schedule="constant", gradient="minibatch")
-  return StageConfig(**{**base, **changes})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -105,11 +100,11 @@ class MitigationsConfig:
   breaking_epochs: float = 3.0  # a longer attack: this many epochs over the attack data (learning rate x1).
   dpo_beta: float = 0.1  # the DPO attack's beta (pairs: chosen negative, rejected positive; reference = start).
   smallest_effect_log2: float = 0.1  # smallest log2 half-undo gain of interest (0.1: 7 percent), also breaking's bar.
-  pretrain: StageConfig = _stage()  # pre-training: 1 epoch over pretrain_size at batch 50 (training.train_batch).
-  align: StageConfig = _stage()  # alignment (and Booster / Vaccine): 1 epoch over align_size at batch 50.
-  attack: StageConfig = _stage(batch_size=10)  # the attack: 1 epoch over n2 examples (DPO: pairs) at batch 10.
-  corrector_stage: StageConfig = _stage(batch_size=10, learning_rate=0.05)  # corrector: copy, then correction pairs.
-  corrector_attack: StageConfig = _stage(batch_size=10, learning_rate=0.05)  # the attack on the corrector (copies).
+  pretrain: StageConfig = stage()  # pre-training: 1 epoch over pretrain_size at batch 50 (training.train_batch).
+  align: StageConfig = stage()  # alignment (and Booster / Vaccine): 1 epoch over align_size at batch 50.
+  attack: StageConfig = stage(batch_size=10)  # the attack: 1 epoch over n2 examples (DPO: pairs) at batch 10.
+  corrector_stage: StageConfig = stage(batch_size=10, learning_rate=0.05)  # corrector: copy, then correction pairs.
+  corrector_attack: StageConfig = stage(batch_size=10, learning_rate=0.05)  # the attack on the corrector (copies).
 
   def __post_init__(self):
     sizes = self.attack_sizes

@@ -25,7 +25,9 @@ share changes; 'independent', fresh sources on the two subtrees (D_a and the 'un
 MAX_EXAMPLES = 10_000_000  # refuse larger example counts (a typo would sample for minutes).
 
 
-def _stage(**changes) -> StageConfig:
+def stage(**changes) -> StageConfig:
+  """The rebound's transformer stage (Adam, lr 0.003, constant, one epoch of minibatches of 50), with `changes`;
+  the mitigations testbed builds its stages from it too."""
   base = dict(epochs=1.0, batch_size=50, learning_rate=0.003, schedule="constant", gradient="minibatch")
   return StageConfig(**{**base, **changes})
 
@@ -59,9 +61,9 @@ class ReboundConfig:
   epsilon_nats: float = 0.01  # KL threshold of the Table 3 analogue (nats per response).
   dpo_beta: float = 0.1  # DPO's inverse temperature beta.
   dtype: str = "float64"  # parameter type (metrics are float64 regardless).
-  pretrain: StageConfig = _stage()  # pre-training: 1 epoch over pretrain_mass at batch 50.
-  first: StageConfig = _stage()  # first stage: 1 epoch over n1 examples at batch 50.
-  second: StageConfig = _stage(batch_size=10)  # reverse stage: 1 epoch over n2 examples (or pairs) at batch 10.
+  pretrain: StageConfig = stage()  # pre-training: 1 epoch over pretrain_mass at batch 50.
+  first: StageConfig = stage()  # first stage: 1 epoch over n1 examples at batch 50.
+  second: StageConfig = stage(batch_size=10)  # reverse stage: 1 epoch over n2 examples (or pairs) at batch 10.
 
   def __post_init__(self):
     for name, grid, low in (("first_sizes", self.first_sizes, 1), ("second_sizes", self.second_sizes, 0)):
