@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import json
 import os
+import pathlib
 import re
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -152,8 +155,6 @@ def sweep(config: BenchConfig, dtype: str) -> dict:
 def acceptance(dtype: str) -> dict:
   """What a float type costs in accuracy: the Hooke acceptance (tabular model, joint regime, the default grid)
   trained in `dtype` — its largest rate gap to the exact mixture (bits per response) and its slope."""
-  import tempfile
-
   from experiments import hooke, runner
 
   config = hooke.EXPERIMENT.config("default", {"models": ["tabular"], "regimes": ["joint"], "dtype": dtype})
@@ -257,9 +258,6 @@ def read_torch_reference(path) -> dict:
   Returns:
     The JSON as a dict; a one-line ValueError when it is missing or not torch_loop's output.
   """
-  import json
-  import pathlib
-
   path = pathlib.Path(path)
   try:
     saved = json.loads(path.read_text())
@@ -324,8 +322,6 @@ def rows_from_log(text: str) -> tuple[list[dict], list[dict]]:
 
 def accelerator_markdown(folder) -> str:
   """The README's accelerator block from the logs of benchmarks/gpu_bench.sh saved in `folder`."""
-  import pathlib
-
   folder = pathlib.Path(folder)
   device = (folder / "gpu.txt").read_text().splitlines()
   training, sweeps = [], []
