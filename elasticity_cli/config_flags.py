@@ -11,7 +11,7 @@ import typing
 from experiments import config_io
 
 _PAIR = re.compile(r"\s*\d+\s*x\s*\d+\s*")
-RESERVED = {"config", "scale", "set", "out_dir", "fresh"}
+RESERVED = {"config", "scale", "set", "out_dir", "fresh", "compile"}
 
 
 def parse_value(text: str):

@@ -6,7 +6,7 @@ import argparse
 import pathlib
 import time
 
-from experiments import pipeline, readme_blocks, records
+from experiments import pipeline, readme_blocks, records, runner
 from experiments.protocol import SCALES
 from proofs_check import report
 from proofs_check import run as checker
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--recompute", action="store_true", help="recompute every run, even when a published run of the "
                       "same config exists")
   parser.add_argument("--only", default="", help="comma-separated experiments to run (default: all)")
+  parser.add_argument("--compile", choices=runner.COMPILE_CHOICES, default="auto", help=runner.COMPILE_HELP)
+  parser.add_argument("--jobs", type=int, default=None, help="experiments run at once, each in its own process "
+                      "(default: one per CPU core up to 4 on a CPU, 1 with an accelerator)")
   parser.add_argument("--publish", action="store_true", help="write the published results: figures/, figures/data/ "
                       "(runs resumed there) and the README's generated blocks (default scale only)")
 
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
   scale = "quick" if args.quick else (args.scale or "default")
   only = tuple(name.strip() for name in args.only.split(",") if name.strip())
   config = pipeline.ReproduceConfig(scale=scale, out_dir=args.out_dir, publish=args.publish,
-                                    recompute=args.recompute, only=only)
+                                    recompute=args.recompute, only=only, jobs=args.jobs,
+                                    compile_preset=args.compile)
   args.interrupted = (f"interrupted; units finished before now are saved under {config.data} and reused on the next "
                       "run")
 

@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"run directory (default: runs/{experiment.name}[-SCALE]); finished units there are reused")
     sub.add_argument("--fresh", action="store_true",
                      help="delete this run's earlier results in --out-dir first (only files elasticity wrote)")
+    sub.add_argument("--compile", choices=runner.COMPILE_CHOICES, default="auto", help=runner.COMPILE_HELP)
     config_flags.add_flags(sub, experiment.config_class, experiment.config("default"))
 
 
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
   suffix = "" if args.scale == "default" else f"-{args.scale}"
   out_dir = args.out_dir or paths.RUNS / f"{experiment.name}{suffix}"
   args.interrupted = f"interrupted; units finished before now are saved in {out_dir} and reused on the next run"
+  runner.use_compile_preset(args.scale, args.compile)
   summary = runner.run(experiment, config, out_dir, fresh=args.fresh)
   print(experiment.format_summary(summary, config))
   print(f"results: {out_dir} (summary.json, units/); figures: elasticity figures --run {out_dir}")

@@ -8,8 +8,12 @@ figures/data instead of being recomputed, unless `recompute`. Only `publish` wri
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import multiprocessing
+import os
 import pathlib
+import queue as queue_module
 import shutil
 import sys
 import time
@@ -18,11 +22,13 @@ from collections.abc import Callable
 from experiments import changes, paths, readme_blocks, records, registry, runner, statistics, verdicts
 from experiments.protocol import SCALES, ReportContext
 from experiments.run_dir import RunDir
+from toy_models import compilation
 
 REPORT = "REPORT.md"
 VERDICTS = "verdicts.md"
 HEADLINES = "headlines.md"
 COPIED = ("config.json", "summary.json", "units")  # what a reused published run brings along (no checkpoints).
+MAX_DEFAULT_JOBS = 4  # experiments run at once by default on a CPU (each process holds its own JAX runtime).
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -34,6 +40,8 @@ class ReproduceConfig:
   publish: bool = False  # write the published results (figures/, figures/data/, README blocks); default scale only.
   recompute: bool = False  # recompute every run instead of copying published runs of the same config.
   only: tuple[str, ...] = ()  # run only these experiments (default: every registered one that reproduce runs).
+  jobs: int | None = None  # experiments run at once, each in its own process (None: default_jobs()).
+  compile_preset: str = "auto"  # XLA options of training loops: auto (by scale) or compilation.PRESETS.
 
   def __post_init__(self):
     if self.scale not in SCALES:
@@ -48,6 +56,11 @@ class ReproduceConfig:
       raise ValueError("--publish needs a checkout of the repository (pip install -e .); this install has none")
     for name in self.only:
       registry.get(name)
+    if self.compile_preset != "auto" and self.compile_preset not in compilation.PRESETS:
+      raise ValueError(f"unknown compile preset {self.compile_preset!r}; allowed: auto, "
+                       f"{', '.join(compilation.PRESETS)}")
+    if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1):
+      raise ValueError(f"jobs={self.jobs!r} is not allowed; allowed: an integer >= 1 (experiments run at once)")
 
   @property
   def target(self) -> pathlib.Path:
@@ -102,17 +115,142 @@ class Outcome:
   section: str = ""  # its REPORT.md section (written once every experiment has run).
 
 
-def run_experiment(reproduce: ReproduceConfig, experiment) -> Outcome:
+def run_experiment(reproduce: ReproduceConfig, experiment, show_progress: bool | str = True) -> Outcome:
   """Runs (or resumes, or reuses) one experiment at the job's scale and draws its figures."""
   start = time.perf_counter()
   config = experiment.config(reproduce.scale)
   run_dir = reproduce.data / experiment.name
   reused = (reproduce.scale == "default" and not reproduce.publish and not reproduce.recompute
             and reuse_published(experiment, config, run_dir))
-  summary = runner.run(experiment, config, run_dir, publishing=reproduce.publish)
+  summary = runner.run(experiment, config, run_dir, publishing=reproduce.publish, show_progress=show_progress)
   reader = RunDir(run_dir, config, experiment=experiment.name, writable=False)
   files = tuple(experiment.figures(config, summary, reader, reproduce.target))
   return Outcome(experiment, config, summary, run_dir, files, reused, time.perf_counter() - start)
+
+
+def default_jobs() -> int:
+  """Experiments run at once by default: one per CPU core up to MAX_DEFAULT_JOBS on a CPU backend, one otherwise.
+
+  On a CPU most of a quick run is XLA compilation, which uses one core per program, and small training steps,
+  which use the cores poorly; separate processes keep every core busy. An accelerator is shared by one process.
+  """
+  import jax  # noqa: PLC0415 (the backend is only asked for when jobs are not given)
+
+  if jax.default_backend() != "cpu":
+    return 1
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+  return max(1, min(cores, MAX_DEFAULT_JOBS))
+
+
+def expected_seconds(reproduce: ReproduceConfig, experiment) -> float:
+  """How long `experiment` is expected to take (to start the longest first): the compute seconds of its last run
+  in this job's folder, else of its published run (default scale), else 0."""
+  published = paths.published_data()
+  for folder in (reproduce.data / experiment.name, None if published is None else published / experiment.name):
+    if folder is not None and (folder / "summary.json").exists():
+      return float(records.read_json(folder / "summary.json").get("compute_seconds") or 0.0)
+  return 0.0
+
+
+def prepare_worker(cache_dir: str | None, preset: str = "optimized") -> None:
+  """What a worker process needs before its first experiment: float64 JAX, the parent's compilation cache and
+  compile preset (toy_models.compilation.PRESETS)."""
+  import jax  # noqa: PLC0415 (a fresh process: configure JAX before any computation)
+
+  jax.config.update("jax_enable_x64", True)
+  compilation.set_preset(preset)
+  if cache_dir:
+    compilation.enable_persistent_cache(cache_dir)
+
+
+def _run_in_worker(reproduce: ReproduceConfig, name: str) -> tuple[dict, tuple[pathlib.Path, ...], bool, float]:
+  """run_experiment in a worker process; returns what pickles (summary, figures, reused, seconds)."""
+  outcome = run_experiment(reproduce, registry.get(name), show_progress="lines")
+  return outcome.summary, outcome.files, outcome.reused, outcome.seconds
+
+
+def _run_chain_in_worker(reproduce: ReproduceConfig, names: tuple[str, ...], queue) -> None:
+  """Runs experiments one after another in one worker (they share compiled programs), reporting each as it ends."""
+  for name in names:
+    queue.put((name, _run_in_worker(reproduce, name)))
+
+
+def chains(experiments: list, seconds: Callable[[object], float]) -> list[list]:
+  """The experiments grouped into chains that run in one process each, the longest chain first.
+
+  Experiments with the same config class (e.g. rebound, model-size, pretrain-volume and families) train the same
+  kinds of model with the same stages, so they share compiled programs: in one process a later one reuses the
+  programs of an earlier one, across processes each would compile them again.
+  """
+  groups: dict[type, list] = {}
+  for experiment in experiments:
+    groups.setdefault(experiment.config_class, []).append(experiment)
+  return sorted(groups.values(), key=lambda chain: -sum(seconds(e) for e in chain))
+
+
+def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable[[str], None] = _log,
+                    first_step: int = 1, steps: int | None = None, alongside: Callable[[], None] | None = None
+                    ) -> list[Outcome]:
+  """Runs every experiment (reproduce.jobs at once, in worker processes, the longest expected first) and returns
+  their outcomes in the given order; `alongside` runs in this process meanwhile (e.g. the claims check).
+
+  Each experiment's results are the same in a worker as here (same config, same seeds, its own process).
+
+  References:
+    Python documentation, concurrent.futures.ProcessPoolExecutor and multiprocessing start methods ('spawn': a
+    fresh interpreter per worker, as JAX requires).
+  """
+  steps = len(experiments) if steps is None else steps
+  index = {e.name: first_step + i for i, e in enumerate(experiments)}
+  jobs = min(reproduce.jobs or default_jobs(), len(experiments))
+  if jobs <= 1:
+    if alongside is not None:
+      alongside()
+    outcomes = []
+    for experiment in experiments:
+      log(f"[{index[experiment.name]}/{steps}] {experiment.name} ...")
+      outcome = run_experiment(reproduce, experiment)
+      outcomes.append(outcome)
+      log(f"[{index[experiment.name]}/{steps}] {experiment.name}: {_how(outcome.reused)}, done in "
+          f"{outcome.seconds:.1f} s")
+    return outcomes
+  import jax  # noqa: PLC0415
+
+  cache_dir = jax.config.jax_compilation_cache_dir
+  groups = chains(experiments, lambda e: expected_seconds(reproduce, e))
+  jobs = min(jobs, len(groups))
+  context = multiprocessing.get_context("spawn")
+  results = {}
+  with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
+      jobs, mp_context=context, initializer=prepare_worker, initargs=(cache_dir, compilation.preset())) as pool:
+    queue = manager.Queue()
+    futures = []
+    for chain in groups:
+      for experiment in chain:
+        log(f"[{index[experiment.name]}/{steps}] {experiment.name} ... (in one of {jobs} worker processes)")
+      futures.append(pool.submit(_run_chain_in_worker, reproduce, tuple(e.name for e in chain), queue))
+    if alongside is not None:
+      alongside()
+    by_name = {e.name: e for e in experiments}
+    while len(results) < len(experiments):
+      try:
+        name, (summary, files, reused, seconds) = queue.get(timeout=1.0)
+      except queue_module.Empty:
+        failed = [f.exception() for f in futures if f.done() and f.exception() is not None]
+        if failed:
+          raise failed[0] from None  # a worker's error (a ValueError stays one line at the CLI)
+        continue
+      experiment = by_name[name]
+      results[name] = Outcome(experiment, experiment.config(reproduce.scale), summary, reproduce.data / name, files,
+                              reused, seconds)
+      log(f"[{index[name]}/{steps}] {name}: {_how(reused)}, done in {seconds:.1f} s")
+    for future in futures:
+      future.result()
+  return [results[e.name] for e in experiments]
+
+
+def _how(reused: bool) -> str:
+  return "reused the published run" if reused else "ran"
 
 
 def report_verdicts(outcomes: list[Outcome]) -> list[dict]:
@@ -235,21 +373,19 @@ def reproduce(reproduce: ReproduceConfig, preface: Callable[[pathlib.Path], list
     log: where progress lines go (stderr by default).
   """
   target = paths.check_output_dir(reproduce.target, flag="--out-dir", publishing=reproduce.publish)
+  runner.use_compile_preset(reproduce.scale, reproduce.compile_preset)
   experiments = reproduce.experiments()
   steps = len(experiments) + (preface is not None)
   sections = []
-  if preface is not None:
+
+  def claims() -> None:
     log(f"[1/{steps}] claims check ...")
     start = time.perf_counter()
-    sections = preface(target)
+    sections.extend(preface(target))
     log(f"[1/{steps}] claims check: done in {time.perf_counter() - start:.1f} s")
-  outcomes = []
-  for index, experiment in enumerate(experiments, start=1 + (preface is not None)):
-    log(f"[{index}/{steps}] {experiment.name} ...")
-    outcome = run_experiment(reproduce, experiment)
-    outcomes.append(outcome)
-    how = "reused the published run" if outcome.reused else "ran"
-    log(f"[{index}/{steps}] {experiment.name}: {how}, done in {outcome.seconds:.1f} s")
+
+  outcomes = run_experiments(reproduce, experiments, log, first_step=1 + (preface is not None), steps=steps,
+                             alongside=None if preface is None else claims)
   status = write_sections(reproduce, outcomes)
   if not reproduce.only:
     sections += changes_section(outcomes, status)

@@ -17,11 +17,12 @@ class UnitProgress:
   finishes, and a step line at most every LOG_INTERVAL_SECONDS, so a log of a long run stays readable.
   """
 
-  def __init__(self, total: int, description: str, stream=None, interval: float = LOG_INTERVAL_SECONDS):
+  def __init__(self, total: int, description: str, stream=None, interval: float = LOG_INTERVAL_SECONDS,
+               bar: bool = True):
     self.stream = sys.stderr if stream is None else stream
     self.total, self.description, self.interval = total, description, interval
     self.done, self.start, self.last_line = 0, time.monotonic(), -float("inf")
-    interactive = getattr(self.stream, "isatty", lambda: False)()
+    interactive = bar and getattr(self.stream, "isatty", lambda: False)()  # lines where bars would interleave
     self.bar = (tqdm(total=total, desc=description, unit="unit", file=self.stream, dynamic_ncols=True,
                      mininterval=1.0) if interactive else None)
 

@@ -6,8 +6,11 @@ import hypothesis
 import jax
 import pytest
 
+from toy_models import compilation
+
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+compilation.set_preset("fast-compile")  # the tests compile far more than they train (as the tiny scale does)
 
 hypothesis.settings.register_profile("fast", max_examples=25, deadline=None, derandomize=True,
                                      database=None, print_blob=True)

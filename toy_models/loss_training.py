@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toy_models import devices, models, training
+from toy_models import compilation, devices, models, training
 from toy_models.models import Model
 from toy_models.stage_config import OPTIMIZERS, SCHEDULES, StageConfig
 
@@ -72,11 +72,11 @@ def _segment(loss_fn, transform, stage, reanchor, carry, data, peak, total, key,
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(loss_fn: Callable, optimizer: str, schedule: str, warmup_fraction: float, reanchor):
+def _compiled(loss_fn: Callable, optimizer: str, schedule: str, warmup_fraction: float, reanchor, options: tuple = ()):
   stage = StageConfig(optimizer=optimizer, schedule=schedule, warmup_fraction=warmup_fraction)
   transform = _transform(optimizer)
   fn = functools.partial(_segment, loss_fn, transform, stage, reanchor)
-  return jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, 0, 0, None, None)))
+  return jax.jit(jax.vmap(fn, in_axes=(0, 0, 0, 0, 0, None, None)), compiler_options=dict(options) or None)
 
 
 def _leading(name: str, tree, runs: int) -> None:
@@ -173,7 +173,7 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
             data, pad(peaks.astype(float_type)), np.concatenate([steps, np.zeros(padded - runs, np.int32)]),
             pad(training.host_keys(keys)))
   carry, data_d, peaks_d, steps_d, keys_d = devices.place_runs(inputs)
-  fn = _compiled(loss_fn, optimizer, schedule, float(warmup_fraction), reanchor)
+  fn = _compiled(loss_fn, optimizer, schedule, float(warmup_fraction), reanchor, compilation.training_options())
   bounds = np.unique(np.linspace(0, total, min(training.SEGMENTS, max(total, 1)) + 1).astype(np.int32))
   for start, stop in zip(bounds[:-1], bounds[1:], strict=True) if total else ():
     carry = fn(carry, data_d, peaks_d, steps_d, keys_d, start, stop)

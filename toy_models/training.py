@@ -8,7 +8,9 @@ fewer steps than another stops updating when its own budget is spent.
 Compiling once: a batch compiles one program per (model, static stage fields, padded run count, float type,
 device layout). The runs axis is padded to run_bucket(...) with copies of the first run that take 0 steps and are
 dropped, so that calls with nearby run counts share their programs; host arrays reach the devices through
-device_put (no XLA program) and the optimiser's zero state is built on the host.
+device_put (no XLA program) and the optimiser's zero state is built on the host. On a CPU, where a run that has
+finished its budget still costs a full step, runs of very different budgets are trained in separate calls
+(budget_groups).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import optax
 
 from theory import token_tree
-from toy_models import devices, likelihood, models
+from toy_models import compilation, devices, likelihood, models
 from toy_models.models import Model
 from toy_models.stage_config import StageConfig
 
@@ -91,6 +93,58 @@ def run_bucket(runs: int, steps: int, *, padding_run_steps: int | None = None) -
     if padding_run_steps is None or (bucket - runs) * max(int(steps), 1) <= padding_run_steps:
       return bucket
   return runs
+
+
+MAX_GROUPED_BUDGETS = 64  # more distinct step budgets than this in one call: no grouping (the search is quadratic).
+
+
+def budget_groups(steps, *, padding_run_steps: int | None = None) -> list[np.ndarray]:
+  """The runs of a call split into calls of similar step budgets: each a sorted index array; together all runs.
+
+  A vmapped training loop steps every run of a call until the call's largest budget is spent; a run whose budget
+  is spent idles, and on a CPU an idle run costs as much as a busy one (its lane is still computed). Sorting the
+  distinct budgets in decreasing order, this returns the split into contiguous groups that minimises the run-steps
+  computed, sum over groups of run_bucket(runs, budget) * budget (budget = the group's largest), plus
+  `padding_run_steps` per call beyond the first (the cost, in the same currency as run_bucket's padding, of one
+  more call and possibly one more program to compile). On accelerators (padding_run_steps None there) idle lanes
+  are free: one group. Each run's result does not depend on the group it is trained in (its own key, data and
+  budget), up to the rounding of kernels chosen for a different run count.
+
+  Args:
+    steps: each run's step budget, (runs,) integers >= 0.
+    padding_run_steps: run_bucket's budget of padded run-steps, and the price of one more call (None: the
+      backend's default, CPU_PADDING_RUN_STEPS on a CPU and no grouping on accelerators).
+
+  Returns:
+    Index arrays, one per call, in decreasing order of budget (one array of every run when no split pays).
+
+  References:
+    JAX documentation, "Automatic vectorization" (a vmapped while_loop runs until every lane is done).
+  """
+  steps = np.asarray(steps, dtype=np.int64)
+  everything = [np.arange(steps.shape[0])]
+  if padding_run_steps is None:
+    padding_run_steps = CPU_PADDING_RUN_STEPS if jax.default_backend() == "cpu" else None
+  budgets, counts = np.unique(steps, return_counts=True)
+  if padding_run_steps is None or not 1 < budgets.size <= MAX_GROUPED_BUDGETS:
+    return everything
+  budgets, counts = budgets[::-1], counts[::-1]
+  cumulative = np.concatenate([[0], np.cumsum(counts)])
+  best, split = [0.0] + [np.inf] * budgets.size, [0] * (budgets.size + 1)
+  for stop in range(1, budgets.size + 1):
+    for start in range(stop):  # one call for budgets[start:stop]; its largest budget is budgets[start]
+      runs, budget = int(cumulative[stop] - cumulative[start]), int(budgets[start])
+      cost = best[start] + run_bucket(runs, budget, padding_run_steps=padding_run_steps) * budget
+      cost += padding_run_steps if start else 0
+      if cost < best[stop]:
+        best[stop], split[stop] = cost, start
+  bounds, stop = [], budgets.size
+  while stop:
+    bounds.append((split[stop], stop))
+    stop = split[stop]
+  if len(bounds) == 1:
+    return everything
+  return [np.flatnonzero(np.isin(steps, budgets[start:stop])) for start, stop in reversed(bounds)]
 
 
 def learning_rate(stage: StageConfig, peak, step, total):
@@ -165,10 +219,10 @@ def _segment(model, stage, tokens, params, opt_state, data, peak, total, key, st
 
 
 @functools.lru_cache(maxsize=64)
-def _batched_segment(model: Model, static: tuple):
+def _batched_segment(model: Model, static: tuple, options: tuple = ()):
   stage = StageConfig(**dict(static))
   fn = functools.partial(_segment, model, stage)
-  return jax.jit(jax.vmap(fn, in_axes=(None, 0, 0, 0, 0, 0, 0, None, None)))
+  return jax.jit(jax.vmap(fn, in_axes=(None, 0, 0, 0, 0, 0, 0, None, None)), compiler_options=dict(options) or None)
 
 
 @functools.lru_cache(maxsize=64)
@@ -327,6 +381,51 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
     raise ValueError(f"learning_rates={peaks.tolist()} is not allowed; allowed: {runs} finite numbers > 0")
   float_type = models.float_dtype(jax.tree_util.tree_leaves(params)[0].dtype if dtype is None else dtype,
                                   f"train_batch({label or model.config.label()})")
+  call = functools.partial(_train_call, model, stage, float_type=float_type, padding_run_steps=padding_run_steps,
+                           return_state=return_state)
+  groups = budget_groups(steps, padding_run_steps=padding_run_steps)
+  if len(groups) == 1:
+    return call(params, data, peaks, steps, host_keys(keys), opt_state, progress, label)
+  return _train_in_groups(call, groups, params, data, peaks, steps, host_keys(keys), opt_state, progress, label)
+
+
+def _train_in_groups(call, groups, params, data, peaks, steps, keys, opt_state, progress, label):
+  """train_batch's result for every run, trained in one call per group of budget_groups (results put back in order)."""
+  runs = steps.shape[0]
+  host_params = _host_tree(params)
+  host_state = None if opt_state is None else _host_tree(opt_state)
+  grand_total, done = int(sum(steps[group].max() for group in groups)), 0
+  outputs = []
+  for group in groups:
+    def shown(step, total, text, offset=done):
+      progress(offset + step, grand_total, text)
+
+    def rows(tree, group=group):
+      return jax.tree_util.tree_map(lambda x: np.asarray(x)[group], tree)
+
+    outputs.append(call(rows(host_params), rows(data), peaks[group], steps[group], keys[group],
+                        None if host_state is None else rows(host_state), None if progress is None else shown, label))
+    done += int(steps[group].max())
+
+  def merge(position: int):
+    parts = [_host_tree(output[position]) for output in outputs]
+
+    def put(*leaves):
+      merged = np.empty((runs,) + leaves[0].shape[1:], leaves[0].dtype)
+      for group, leaf in zip(groups, leaves, strict=True):
+        merged[group] = leaf
+      return merged
+
+    return jax.tree_util.tree_map(put, *parts)
+
+  merged = [devices.place_runs(merge(0)), merge(1)] + ([devices.place_runs(merge(2))] if len(outputs[0]) > 2 else [])
+  return tuple(merged)
+
+
+def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progress, label, *, float_type,
+                padding_run_steps, return_state):
+  """train_batch's work for one call of checked inputs (host data, peaks, steps and keys with one row per run)."""
+  runs = steps.shape[0]
   total = int(steps.max()) if runs else 0
   padded = run_bucket(runs, total, padding_run_steps=padding_run_steps)
   params = _cast_params(params, float_type, runs, padded)
@@ -335,11 +434,11 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
                  else _given_state(stage.optimizer, opt_state, params, float_type, runs, padded))
   inputs = (params, start_state,
             jax.tree_util.tree_map(lambda x: pad(x.astype(float_type)), data), pad(peaks.astype(float_type)),
-            np.concatenate([steps, np.zeros(padded - runs, np.int32)]), pad(host_keys(keys)))
+            np.concatenate([steps, np.zeros(padded - runs, np.int32)]), pad(keys))
   params, opt_state, data_d, peaks_d, steps_d, keys_d = devices.place_runs(inputs)
   tokens = _device_tokens(model.depth)
   bounds = np.unique(np.linspace(0, total, min(SEGMENTS, max(total, 1)) + 1).astype(np.int32))
-  fn = _batched_segment(model, _static_fields(stage))
+  fn = _batched_segment(model, _static_fields(stage), compilation.training_options())
   for start, stop in zip(bounds[:-1], bounds[1:], strict=True) if total else ():
     params, opt_state = fn(tokens, params, opt_state, data_d, peaks_d, steps_d, keys_d, start, stop)
     if progress is not None:

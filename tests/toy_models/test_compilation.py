@@ -146,6 +146,67 @@ def test_padded_runs_change_no_result():
   assert not np.array_equal(np.asarray(padded[0]["logits"][1]), np.asarray(params["logits"][1]))  # it trained
 
 
+def _partition_cost(steps, groups, budget):
+  """Run-steps computed by calling each group once (its bucket times its largest budget), plus budget per extra call."""
+  return (sum(training.run_bucket(len(g), int(steps[g].max()), padding_run_steps=budget) * int(steps[g].max())
+              for g in groups) + budget * (len(groups) - 1))
+
+
+def _contiguous_partitions(budgets):
+  """Every split of the decreasing budgets into contiguous groups (brute force, 2**(m-1) of them)."""
+  for mask in range(1 << (len(budgets) - 1)):
+    cuts = [0] + [i + 1 for i in range(len(budgets) - 1) if mask >> i & 1] + [len(budgets)]
+    yield [budgets[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
+@hypothesis.given(steps=st.lists(st.integers(0, 300), min_size=1, max_size=40), budget=st.integers(0, 3000))
+def test_budget_groups_partition_the_runs_at_the_least_cost_of_any_contiguous_split(steps, budget):
+  steps = np.asarray(steps)
+  groups = training.budget_groups(steps, padding_run_steps=budget)
+  assert sorted(np.concatenate(groups).tolist()) == list(range(steps.size))  # every run once
+  maxima = [int(steps[g].max()) for g in groups]
+  assert maxima == sorted(maxima, reverse=True)
+  for g, h in zip(groups[:-1], groups[1:], strict=True):  # contiguous in budget: no overlap of budget ranges
+    assert steps[g].min() > steps[h].max()
+  budgets = sorted(set(steps.tolist()), reverse=True)
+  if len(budgets) <= 10:
+    brute = min(_partition_cost(steps, [np.flatnonzero(np.isin(steps, part)) for part in split], budget)
+                for split in _contiguous_partitions(budgets))
+    assert _partition_cost(steps, groups, budget) == brute
+
+
+def test_budget_groups_split_long_and_short_runs_only_where_it_pays():
+  steps = np.array([1000] * 6 + [10] * 6)  # one call: 16 lanes x 1000 steps; two calls: 8 x 1000 + 8 x 10
+  assert [g.tolist() for g in training.budget_groups(steps, padding_run_steps=2048)] == [list(range(6)),
+                                                                                          list(range(6, 12))]
+  assert len(training.budget_groups(steps, padding_run_steps=10_000)) == 1  # a call priced above the saving
+  assert len(training.budget_groups(np.array([5, 4, 5, 4]), padding_run_steps=0)) == 2
+  assert len(training.budget_groups(np.array([7, 7, 7]), padding_run_steps=0)) == 1
+
+
+def test_runs_trained_in_budget_groups_equal_runs_trained_in_one_call():
+  params, weights, keys = batch(6)
+  steps = np.array([40, 1, 40, 2, 0, 40])
+  stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.05)
+  assert len(training.budget_groups(steps, padding_run_steps=0)) > 1
+  seen = []
+  grouped = training.train_batch(MODEL, stage, params, weights, steps, keys=keys, padding_run_steps=0,
+                                 return_state=True, progress=lambda done, total, _: seen.append((done, total)))
+  one = [training.train_batch(MODEL, stage, jax.tree_util.tree_map(lambda x, i=i: x[i:i + 1], params),
+                              weights[i:i + 1], steps[i:i + 1], keys=keys[i:i + 1], return_state=True)
+         for i in range(6)]
+  for i in range(6):
+    np.testing.assert_allclose(np.asarray(grouped[0]["logits"][i]), np.asarray(one[i][0]["logits"][0]),
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grouped[1][i], one[i][1][0], rtol=1e-12)
+    for a, b in zip(jax.tree_util.tree_leaves(grouped[2]), jax.tree_util.tree_leaves(one[i][2]), strict=True):
+      np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b)[0], rtol=1e-12, atol=1e-14)
+  np.testing.assert_array_equal(np.asarray(grouped[0]["logits"][4]), np.asarray(params["logits"][4]))  # 0 steps
+  calls = training.budget_groups(steps, padding_run_steps=0)
+  assert seen[-1][0] == seen[-1][1] == sum(int(steps[g].max()) for g in calls)  # the calls' steps one after another
+  assert all(a[0] <= b[0] for a, b in zip(seen[:-1], seen[1:], strict=True))
+
+
 def test_optimizer_state_built_on_the_host_equals_optax_init():
   params, _, _ = batch(3)
   for optimizer in ("adam", "sgd"):
@@ -169,3 +230,30 @@ def test_calls_differing_in_arrays_and_nearby_run_counts_compile_nothing_new():
                                         learning_rates=np.linspace(0.01, 0.1, runs))
       metrics.leaf_log2_probs(MODEL, trained)
   assert stats.programs == 0, stats.names
+
+
+# Compile presets.
+
+def test_compile_presets_change_rounding_only_and_unknown_ones_are_refused():
+  from toy_models.model_config import transformer_sizes  # noqa: PLC0415
+
+  model = build_model(transformer_sizes(((8, 1),), heads=2, dtype="float64")[0], DEPTH)
+  keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(2)])
+  weights = np.random.default_rng(0).uniform(0.1, 3.0, (2, N_LEAVES))
+  stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.01)
+  results = {}
+  before = compilation.preset()
+  try:
+    for name in ("optimized", "fast-compile"):
+      compilation.set_preset(name)
+      assert compilation.training_options() == compilation.PRESETS[name]  # the tests run on a CPU
+      params, losses = training.train_batch(model, stage, training.init_params(model, keys), weights,
+                                            np.array([30, 30]), keys=keys)
+      results[name] = (metrics.leaf_log2_probs(model, params), losses)
+  finally:
+    compilation.set_preset(before)
+  assert compilation.PRESETS["optimized"] == () and compilation.PRESETS["fast-compile"]
+  np.testing.assert_allclose(results["fast-compile"][0], results["optimized"][0], rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(results["fast-compile"][1], results["optimized"][1], rtol=1e-9)
+  with pytest.raises(ValueError, match="unknown compile preset 'fastest'; allowed: optimized, fast-compile"):
+    compilation.set_preset("fastest")

@@ -1,0 +1,50 @@
+"""Tests of the main job's scheduling: experiments in worker processes give the results they give in this process."""
+
+import pathlib
+
+import pytest
+
+from experiments import pipeline, records, registry
+
+
+def _run(tmp_path: pathlib.Path, jobs: int, names: tuple[str, ...]) -> dict[str, dict]:
+  config = pipeline.ReproduceConfig(scale="tiny", out_dir=tmp_path / f"jobs{jobs}", only=names, jobs=jobs)
+  lines = []
+  outcomes = pipeline.run_experiments(config, [registry.get(n) for n in names], lines.append)
+  assert [o.experiment.name for o in outcomes] == list(names)  # in the given order, whatever finished first
+  assert sum("done in" in line for line in lines) == len(names)
+  for outcome in outcomes:
+    assert outcome.files and all(pathlib.Path(f).exists() for f in outcome.files)
+    saved = records.read_json(outcome.run_dir / "summary.json")
+    assert records.plain(saved["summary"]) == records.plain(outcome.summary)
+  return {o.experiment.name: records.plain(o.summary) for o in outcomes}
+
+
+def test_experiments_in_worker_processes_equal_experiments_run_here(tmp_path):
+  names = ("theory", "example")  # example trains a transformer
+  here = _run(tmp_path, 1, names)
+  workers = _run(tmp_path, 2, names)
+  assert workers == here  # same configs and seeds: the same numbers, bit for bit, in another process
+
+
+def test_experiments_sharing_a_config_class_share_a_chain():
+  experiments = [registry.get(n) for n in ("theory", "rebound", "mitigations", "model-size", "families")]
+  seconds = {"theory": 1.0, "rebound": 5.0, "model-size": 5.0, "families": 5.0, "mitigations": 12.0}
+  chains = pipeline.chains(experiments, lambda e: seconds[e.name])
+  assert [[e.name for e in chain] for chain in chains] == [["rebound", "model-size", "families"], ["mitigations"],
+                                                           ["theory"]]  # 15 s, 12 s, 1 s: the longest first
+
+
+def test_a_bad_job_count_is_a_one_line_error():
+  for jobs in (0, -1, True, 1.5):
+    with pytest.raises(ValueError, match=r"jobs=.* is not allowed; allowed: an integer >= 1"):
+      pipeline.ReproduceConfig(jobs=jobs)
+
+
+def test_the_longest_expected_experiment_starts_first(tmp_path):
+  config = pipeline.ReproduceConfig(scale="tiny", out_dir=tmp_path)
+  theory, hooke = registry.get("theory"), registry.get("hooke")
+  for experiment, seconds in ((theory, 5.0), (hooke, 50.0)):
+    records.write_json(config.data / experiment.name / "summary.json", {"compute_seconds": seconds})
+  assert pipeline.expected_seconds(config, theory) == 5.0 and pipeline.expected_seconds(config, hooke) == 50.0
+  assert pipeline.default_jobs() >= 1
