@@ -159,11 +159,13 @@ def test_default_paths_never_touch_the_published_results(checkout, tmp_path):
   """simulate, figures, check and reproduce with default paths, in a checkout: git status stays clean."""
   env = {**os.environ, "PYTHONPATH": str(checkout), "ELASTICITY_JAX_CACHE": str(tmp_path / "cache")}
   before = snapshot(checkout)
-  for argv in (["simulate", "theory", "--scale", "tiny"], ["figures"], ["check", "--claim", "1a", "--examples", "3"],
-               ["reproduce", "--scale", "tiny", "--only", "theory"], ["reproduce", "--only", "theory"]):
-    done = subprocess.run([sys.executable, "-m", "elasticity_cli", *argv], cwd=checkout, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, (argv, done.stderr[-2000:])
+  commands = (["simulate", "theory", "--scale", "tiny"], ["figures"], ["check", "--claim", "1a", "--examples", "3"],
+              ["reproduce", "--scale", "tiny", "--only", "theory"], ["reproduce", "--only", "theory"])
+  started = [subprocess.Popen([sys.executable, "-m", "elasticity_cli", *argv], cwd=checkout, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for argv in commands]
+  for argv, process in zip(commands, started, strict=True):  # independent commands, run at once
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, (argv, stderr[-2000:])
   assert snapshot(checkout) == before
   assert (checkout / "runs" / "theory-tiny" / "summary.json").exists()
   assert (checkout / "runs" / "reproduce-tiny" / "REPORT.md").exists()

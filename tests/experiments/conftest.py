@@ -1,7 +1,11 @@
 """Every registered experiment run once at its tiny scale, shared by the tests of this folder."""
 
+import atexit
 import concurrent.futures
 import multiprocessing
+import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -12,6 +16,7 @@ from toy_models import compilation
 # Seconds of each tiny run on 2 cores with nothing compiled (measured 2026-11-27), only to start the longest first.
 TINY_SECONDS = {"mitigations": 33.0, "sequential": 11.0, "rebound": 6.0, "model-size": 6.0, "hooke": 4.4,
                 "resistance": 3.6}
+_started: dict = {}  # the background tiny runs of this session: root folder and futures (start_tiny_runs)
 
 
 def tiny_chain(names: tuple[str, ...], root) -> dict[str, dict]:
@@ -23,25 +28,43 @@ def tiny_chain(names: tuple[str, ...], root) -> dict[str, dict]:
   return summaries
 
 
+def start_tiny_runs() -> None:
+  """Starts the tiny runs in worker processes (once per session), chained as `elasticity reproduce` chains them."""
+  if _started:
+    return
+  root = pathlib.Path(tempfile.mkdtemp(prefix="elasticity-tiny-"))
+  atexit.register(shutil.rmtree, root, ignore_errors=True)
+  chains = pipeline.chains(list(registry.EXPERIMENTS.values()), lambda e: TINY_SECONDS.get(e.name, 1.0))
+  spawn = multiprocessing.get_context("spawn")
+  pool = concurrent.futures.ProcessPoolExecutor(pipeline.default_jobs(), mp_context=spawn,
+                                                initializer=pipeline.prepare_worker,
+                                                initargs=(None, compilation.preset()))
+  atexit.register(pool.shutdown, cancel_futures=True)
+  _started.update(root=root, pool=pool,
+                  futures=[pool.submit(tiny_chain, tuple(e.name for e in chain), root) for chain in chains])
+
+
+def pytest_collection_finish(session):
+  """When a collected test needs the tiny runs, they start now and train while the tests before it run."""
+  if any("tiny_runs" in getattr(item, "fixturenames", ()) for item in session.items):
+    start_tiny_runs()
+
+
 @pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory):
+def tiny_runs():
   """name -> (experiment, config, summary, read-only RunDir) of a tiny run of every registered experiment.
 
   The experiments run in worker processes, as `elasticity reproduce` runs them (tests/experiments/test_pipeline.py
-  checks that a worker gives the numbers this process gives).
+  checks that a worker gives the numbers this process gives), started when collection finished.
   """
-  root = tmp_path_factory.mktemp("tiny")
-  names = list(registry.EXPERIMENTS)
-  chains = pipeline.chains(list(registry.EXPERIMENTS.values()), lambda e: TINY_SECONDS.get(e.name, 1.0))
+  start_tiny_runs()
   summaries = {}
-  with concurrent.futures.ProcessPoolExecutor(pipeline.default_jobs(), mp_context=multiprocessing.get_context("spawn"),
-                                              initializer=pipeline.prepare_worker,
-                                              initargs=(None, compilation.preset())) as pool:
-    for future in [pool.submit(tiny_chain, tuple(e.name for e in chain), root) for chain in chains]:
-      summaries.update(future.result())
+  for future in _started["futures"]:
+    summaries.update(future.result())
   runs = {}
-  for name in names:
+  for name in registry.EXPERIMENTS:
     experiment = registry.get(name)
     config = experiment.config("tiny")
-    runs[name] = (experiment, config, summaries[name], RunDir(root / name, config, experiment=name, writable=False))
+    runs[name] = (experiment, config, summaries[name],
+                  RunDir(_started["root"] / name, config, experiment=name, writable=False))
   return runs
