@@ -108,6 +108,12 @@ class Experiment:
       raise ValueError(f"unknown scale {scale!r}; allowed: {', '.join(SCALES)}")
     return dict(self._scales.get(scale, {}))
 
+  def expected_seconds(self, scale: str) -> float | None:
+    """Seconds a run at `scale` took on 2 CPU cores with nothing compiled (scales.toml [seconds]), or None; only a
+    hint of which experiment to start first, never a result."""
+    value = self._scales.get("seconds", {}).get(scale)
+    return None if value is None else float(value)
+
   def registered_hash(self) -> str | None:
     """The config hash the default scale was registered with (scales.toml [registered] default_hash)."""
     return self._scales.get("registered", {}).get("default_hash")

@@ -13,9 +13,6 @@ from experiments import pipeline, registry, runner
 from experiments.run_dir import RunDir
 from toy_models import compilation
 
-# Seconds of each tiny run on 2 cores with nothing compiled (measured 2026-11-27), only to start the longest first.
-TINY_SECONDS = {"mitigations": 33.0, "sequential": 11.0, "rebound": 6.0, "model-size": 6.0, "hooke": 4.4,
-                "resistance": 3.6}
 _started: dict = {}  # the background tiny runs of this session: root folder and futures (start_tiny_runs)
 
 
@@ -34,7 +31,7 @@ def start_tiny_runs() -> None:
     return
   root = pathlib.Path(tempfile.mkdtemp(prefix="elasticity-tiny-"))
   atexit.register(shutil.rmtree, root, ignore_errors=True)
-  chains = pipeline.chains(list(registry.EXPERIMENTS.values()), lambda e: TINY_SECONDS.get(e.name, 1.0))
+  chains = pipeline.chains(list(registry.EXPERIMENTS.values()), lambda e: e.expected_seconds("tiny") or 0.0)
   spawn = multiprocessing.get_context("spawn")
   pool = concurrent.futures.ProcessPoolExecutor(pipeline.default_jobs(), mp_context=spawn,
                                                 initializer=pipeline.prepare_worker,

@@ -47,4 +47,9 @@ def test_the_longest_expected_experiment_starts_first(tmp_path):
   for experiment, seconds in ((theory, 5.0), (hooke, 50.0)):
     records.write_json(config.data / experiment.name / "summary.json", {"compute_seconds": seconds})
   assert pipeline.expected_seconds(config, theory) == 5.0 and pipeline.expected_seconds(config, hooke) == 50.0
+  mitigations = registry.get("mitigations")  # no run in the folder: the seconds its scales.toml records
+  assert pipeline.expected_seconds(config, mitigations) == mitigations.expected_seconds("tiny") > 0
+  for experiment in registry.EXPERIMENTS.values():  # every experiment says how long its first runs take
+    assert all((experiment.expected_seconds(scale) or 0) > 0
+               for scale in (("tiny", "quick") if experiment.in_reproduce else ("tiny",))), experiment.name
   assert pipeline.default_jobs() >= 1
