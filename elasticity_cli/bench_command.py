@@ -32,9 +32,9 @@ def table(result: dict) -> str:
   lines = [f"device: {device['device_kind']} ({device['platform']}, {device['device_count']} device(s), "
            f"{device['cpu_count']} CPUs), jax {device['jax_version']}"]
   for row in result["sweep"]:
-    lines.append(f"sweep {row['runs']} runs x {row['steps']} steps, {row['dtype']}: {row['seconds']:g} s with "
-                 f"compilation ({row['programs_compiled']} programs, {row['compile_seconds']:g} s compiling), "
-                 f"{row['ms_per_run_step']:g} ms per run-step")
+    lines.append(f"sweep {row['runs']} runs x {row['steps']} steps, {row['dtype']} {row['preset']}: "
+                 f"{row['seconds']:g} s with compilation ({row['programs_compiled']} programs, "
+                 f"{row['compile_seconds']:g} s compiling), {row['ms_per_run_step']:g} ms per run-step")
   lines.append(f"{'workload':<9}{'dtype':<9}{'runs':>5}{'first call s':>14}{'programs':>10}{'steps/s':>10}"
                f"{'run-steps/s':>13}")
   for row in result["training"]:

@@ -61,6 +61,7 @@ class BenchConfig:
   warmup_steps: int = 2  # steps of the compiling call.
   sweep_runs: int = 8  # runs of the from-scratch sweep (the w16 workload), or 0 to skip it.
   sweep_steps: int = 800  # steps of each run of the sweep.
+  sweep_presets: tuple[str, ...] = ("optimized", "fast-compile")  # compile presets of the sweep (compilation.PRESETS).
   accuracy: bool = True  # also run the Hooke acceptance (tabular, joint, default grid) in each float type.
   seed: int = 0  # initial parameters, minibatch keys and the dataset's leaf weights.
 
@@ -70,6 +71,10 @@ class BenchConfig:
       if not values or len(set(values)) != len(values) or any(v not in allowed for v in values):
         raise ValueError(f"{field}={list(values)} is not allowed; allowed: distinct values of "
                          f"{', '.join(sorted(allowed))}")
+    if (not self.sweep_presets or len(set(self.sweep_presets)) != len(self.sweep_presets)
+            or any(p not in compilation.PRESETS for p in self.sweep_presets)):
+      raise ValueError(f"sweep_presets={list(self.sweep_presets)} is not allowed; allowed: distinct values of "
+                       f"{', '.join(compilation.PRESETS)}")
     if not self.runs or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.runs):
       raise ValueError(f"runs={list(self.runs)} is not allowed; allowed: one or more integers >= 1")
     if len(set(self.runs)) != len(self.runs):
@@ -142,11 +147,18 @@ def time_training(workload: Workload, dtype: str, runs: int, *, steps: int, warm
           "final_loss_nats_per_token": float(np.mean(losses))}
 
 
-def sweep(config: BenchConfig, dtype: str) -> dict:
-  """sweep_runs runs of sweep_steps steps of the w16 workload, from scratch, compilation included (seconds)."""
+def sweep(config: BenchConfig, dtype: str, preset: str = "optimized") -> dict:
+  """sweep_runs runs of sweep_steps steps of the w16 workload, from scratch, compilation included (seconds), with
+  the training loop compiled under `preset` (toy_models.compilation.PRESETS)."""
   workload = next(w for w in WORKLOADS if w.name == "w16")
-  seconds, losses, stats = _train(workload, dtype, config.sweep_runs, config.sweep_steps, config.seed + 1)
-  return {"dtype": dtype, "runs": config.sweep_runs, "steps": config.sweep_steps, "seconds": _round(seconds),
+  before = compilation.preset()
+  compilation.set_preset(preset)
+  try:
+    seconds, losses, stats = _train(workload, dtype, config.sweep_runs, config.sweep_steps, config.seed + 1)
+  finally:
+    compilation.set_preset(before)
+  return {"dtype": dtype, "preset": preset, "runs": config.sweep_runs, "steps": config.sweep_steps,
+          "seconds": _round(seconds),
           "ms_per_run_step": _round(1000 * seconds / (config.sweep_runs * config.sweep_steps)),
           "programs_compiled": stats.programs, "compile_seconds": _round(stats.compile_seconds),
           "final_loss_nats_per_token": float(np.mean(losses))}
@@ -181,11 +193,11 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
   say = log or (lambda line: None)
   result = {"device": device_info(), "sweep": [], "training": [], "accuracy": []}
   with compilation.count_compilations() as total:
-    if config.sweep_runs:
+    for preset in config.sweep_presets if config.sweep_runs else ():
       for dtype in config.dtypes:
-        row = sweep(config, dtype)
-        say(f"bench: sweep of {row['runs']} runs x {row['steps']} steps, {dtype}: {row['seconds']:g} s with "
-            f"compilation ({row['programs_compiled']} programs, {row['compile_seconds']:g} s compiling)")
+        row = sweep(config, dtype, preset)
+        say(f"bench: sweep of {row['runs']} runs x {row['steps']} steps, {dtype} {preset}: {row['seconds']:g} s "
+            f"with compilation ({row['programs_compiled']} programs, {row['compile_seconds']:g} s compiling)")
         result["sweep"].append(row)
     for workload in (w for w in WORKLOADS if w.name in config.workloads):
       steps = max(1, round(workload.steps * config.steps_scale))
@@ -235,8 +247,12 @@ def markdown(saved: dict) -> str:
            f"{saved['compilation']['cache_hits']} of {saved['compilation']['programs']} programs here)."]
   sweeps = saved["sweep"]
   if sweeps:
+    presets = list(dict.fromkeys(row.get("preset", "optimized") for row in sweeps))
     lines.append(f"- Sweep of {sweeps[0]['runs']} runs × {sweeps[0]['steps']} steps from scratch, with compilation: "
-                 + ", ".join(f"{row['seconds']:g} s in {row['dtype']}" for row in sweeps) + ".")
+                 + "; ".join(", ".join(f"{row['seconds']:g} s in {row['dtype']}" for row in sweeps
+                                       if row.get("preset", "optimized") == preset) + f" ({preset} XLA options)"
+                             for preset in presets)
+                 + " (`--compile`: fast-compile compiles faster and trains slower, the tiny and quick scales' choice).")
   accuracy = saved.get("accuracy", [])
   if accuracy:
     lines.append("- Hooke acceptance (tabular, joint, default grid), largest rate gap to the exact mixture in bits "
@@ -278,13 +294,16 @@ def torch_comparison_lines(saved: dict) -> list[str]:
   (compilation excluded on both sides). A ratio above 1 means this toolkit is faster.
   """
   reference = saved["torch_reference"]
-  sweeps = {(r["dtype"], r["runs"], r["steps"]): r for r in saved.get("sweep", [])}
+  sweeps = {(r["dtype"], r["runs"], r["steps"], r.get("preset", "optimized")): r for r in saved.get("sweep", [])}
+  presets = list(dict.fromkeys(key[3] for key in sweeps))
   cells: dict[str, dict[str, tuple[float, float]]] = {}  # row label -> dtype -> (PyTorch, ours)
   for row in reference["rows"]:
     dtype = row["dtype"]
-    if row["workload"] == "w16" and (dtype, row["runs"], row["steps"]) in sweeps:
-      label = f"w16, {row['runs']} runs × {row['steps']} steps (s; ours compiling included)"
-      cells.setdefault(label, {})[dtype] = (row["seconds"], sweeps[(dtype, row["runs"], row["steps"])]["seconds"])
+    for preset in presets if row["workload"] == "w16" else ():
+      key = (dtype, row["runs"], row["steps"], preset)
+      if key in sweeps:
+        label = f"w16, {row['runs']} runs × {row['steps']} steps (s; ours compiling included, {preset})"
+        cells.setdefault(label, {})[dtype] = (row["seconds"], sweeps[key]["seconds"])
     ours = [r for r in saved["training"] if r["workload"] == row["workload"] and r["dtype"] == dtype]
     if row["workload"] != "w16" and ours:
       for name, pick in (("1 run", [r for r in ours if r["runs"] == 1]),
@@ -305,8 +324,8 @@ def torch_comparison_lines(saved: dict) -> list[str]:
 
 _ROW = re.compile(r"bench: (\w+) (float\d+) (\d+) runs: ([\d.e+]+) run-steps/s, ([\d.e+]+) s for the first call "
                   r"\((\d+) programs\)")
-_SWEEP = re.compile(r"bench: sweep of (\d+) runs x (\d+) steps, (float\d+): ([\d.e+]+) s with compilation "
-                    r"\((\d+) programs, ([\d.e+]+) s compiling\)")
+_SWEEP = re.compile(r"bench: sweep of (\d+) runs x (\d+) steps, (float\d+)(?: ([\w-]+))?: ([\d.e+]+) s with "
+                    r"compilation \((\d+) programs, ([\d.e+]+) s compiling\)")
 
 
 def rows_from_log(text: str) -> tuple[list[dict], list[dict]]:
@@ -315,8 +334,9 @@ def rows_from_log(text: str) -> tuple[list[dict], list[dict]]:
   training = [{"workload": m[1], "dtype": m[2], "runs": int(m[3]), "run_steps_per_second": float(m[4]),
                "compile_seconds_included": float(m[5]), "programs_compiled": int(m[6])}
               for m in _ROW.finditer(text)]
-  sweeps = [{"runs": int(m[1]), "steps": int(m[2]), "dtype": m[3], "seconds": float(m[4]),
-             "programs_compiled": int(m[5]), "compile_seconds": float(m[6])} for m in _SWEEP.finditer(text)]
+  sweeps = [{"runs": int(m[1]), "steps": int(m[2]), "dtype": m[3], "preset": m[4] or "optimized",
+             "seconds": float(m[5]), "programs_compiled": int(m[6]), "compile_seconds": float(m[7])}
+            for m in _SWEEP.finditer(text)]
   return training, sweeps
 
 

@@ -24,10 +24,12 @@ def test_run_benchmark_times_every_workload_dtype_and_run_count():
     assert row["steps_per_second"] == pytest.approx(row["steps"] / row["seconds"], rel=1e-2)
     assert row["run_steps_per_second"] == pytest.approx(row["runs"] * row["steps_per_second"], rel=1e-2)
     assert row["programs_compiled"] >= 0 and math.isfinite(row["final_loss_nats_per_token"])
-  assert [s["dtype"] for s in result["sweep"]] == ["float64", "float32"]
+  assert [(s["preset"], s["dtype"]) for s in result["sweep"]] == [("optimized", "float64"), ("optimized", "float32"),
+                                                                    ("fast-compile", "float64"),
+                                                                    ("fast-compile", "float32")]
   assert all(s["runs"] == 2 and s["steps"] == 3 and s["seconds"] > 0 for s in result["sweep"])
   assert result["compilation"]["programs"] >= sum(r["programs_compiled"] for r in rows)
-  assert result["device"]["device_count"] >= 1 and len(lines) == len(rows) + 2
+  assert result["device"]["device_count"] >= 1 and len(lines) == len(rows) + len(result["sweep"])
 
 
 def test_cli_prints_a_table_and_saves_the_json(tmp_path, capsys):
@@ -62,13 +64,15 @@ def test_torch_comparison_pairs_like_with_like_and_reads_only_torch_loop_output(
       {"workload": "w16", "dtype": "float32", "runs": 8, "steps": 800, "seconds": 10.0, "ms_per_run_step": 1.5625},
       {"workload": "w64", "dtype": "float32", "runs": 4, "steps": 100, "seconds": 4.0, "ms_per_run_step": 10.0}]}
   saved = {"torch_reference": reference,
-           "sweep": [{"dtype": "float32", "runs": 8, "steps": 800, "seconds": 2.5}],
+           "sweep": [{"dtype": "float32", "runs": 8, "steps": 800, "seconds": 2.5},  # no preset: optimized
+                     {"dtype": "float32", "preset": "fast-compile", "runs": 8, "steps": 800, "seconds": 2.0}],
            "training": [{"workload": "w64", "dtype": "float32", "runs": 1, "run_steps_per_second": 50.0},
                         {"workload": "w64", "dtype": "float32", "runs": 8, "run_steps_per_second": 200.0},
                         {"workload": "w16", "dtype": "float32", "runs": 1, "run_steps_per_second": 1.0}]}
   lines = bench.torch_comparison_lines(saved)
   assert lines[2:] == ["| workload | float32 |", "|---|---|",
-                       "| w16, 8 runs × 800 steps (s; ours compiling included) | 10 / 2.5 / 4.00 |",
+                       "| w16, 8 runs × 800 steps (s; ours compiling included, optimized) | 10 / 2.5 / 4.00 |",
+                       "| w16, 8 runs × 800 steps (s; ours compiling included, fast-compile) | 10 / 2 / 5.00 |",
                        "| w64, 1 run (ms per run-step) | 10 / 20 / 0.50 |",  # 50 run-steps/s = 20 ms
                        "| w64, best vmapped (ms per run-step) | 10 / 5 / 2.00 |"]
   path = tmp_path / "torch.json"
@@ -79,3 +83,14 @@ def test_torch_comparison_pairs_like_with_like_and_reads_only_torch_loop_output(
     bench.read_torch_reference(path)
   with pytest.raises(ValueError, match=r"cannot be read"):
     bench.read_torch_reference(tmp_path / "missing.json")
+
+
+def test_sweep_lines_of_a_log_keep_their_preset_and_older_logs_read_as_optimized():
+  text = ("bench: sweep of 8 runs x 800 steps, float64: 3.7 s with compilation (3 programs, 1.5 s compiling)\n"
+          "bench: sweep of 8 runs x 800 steps, float32 fast-compile: 2.1 s with compilation (3 programs, 0.7 s "
+          "compiling)\n")
+  _, sweeps = bench.rows_from_log(text)
+  assert [(s["dtype"], s["preset"], s["seconds"], s["compile_seconds"]) for s in sweeps] == [
+      ("float64", "optimized", 3.7, 1.5), ("float32", "fast-compile", 2.1, 0.7)]
+  with pytest.raises(ValueError, match=r"sweep_presets=\['fastest'\] is not allowed"):
+    bench.BenchConfig(sweep_presets=("fastest",))
