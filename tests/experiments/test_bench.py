@@ -65,14 +65,16 @@ def test_torch_comparison_pairs_like_with_like_and_reads_only_torch_loop_output(
       {"workload": "w64", "dtype": "float32", "runs": 4, "steps": 100, "seconds": 4.0, "ms_per_run_step": 10.0}]}
   saved = {"torch_reference": reference,
            "sweep": [{"dtype": "float32", "runs": 8, "steps": 800, "seconds": 2.5},  # no preset: optimized
-                     {"dtype": "float32", "preset": "fast-compile", "runs": 8, "steps": 800, "seconds": 2.0}],
+                     {"dtype": "float32", "preset": "fast-compile", "runs": 8, "steps": 800, "seconds": 2.0,
+                      "cache_hits": 3}],
            "training": [{"workload": "w64", "dtype": "float32", "runs": 1, "run_steps_per_second": 50.0},
                         {"workload": "w64", "dtype": "float32", "runs": 8, "run_steps_per_second": 200.0},
                         {"workload": "w16", "dtype": "float32", "runs": 1, "run_steps_per_second": 1.0}]}
   lines = bench.torch_comparison_lines(saved)
   assert lines[2:] == ["| workload | float32 |", "|---|---|",
                        "| w16, 8 runs × 800 steps (s; ours compiling included, optimized) | 10 / 2.5 / 4.00 |",
-                       "| w16, 8 runs × 800 steps (s; ours compiling included, fast-compile) | 10 / 2 / 5.00 |",
+                       "| w16, 8 runs × 800 steps (s; ours programs loaded from the persistent cache, fast-compile) "
+                       "| 10 / 2 / 5.00 |",
                        "| w64, 1 run (ms per run-step) | 10 / 20 / 0.50 |",  # 50 run-steps/s = 20 ms
                        "| w64, best vmapped (ms per run-step) | 10 / 5 / 2.00 |"]
   path = tmp_path / "torch.json"
