@@ -151,6 +151,7 @@ def sweep(config: BenchConfig, dtype: str, preset: str = "optimized") -> dict:
   """sweep_runs runs of sweep_steps steps of the w16 workload, from scratch, compilation included (seconds), with
   the training loop compiled under `preset` (toy_models.compilation.PRESETS)."""
   workload = next(w for w in WORKLOADS if w.name == "w16")
+  jax.clear_caches()  # from scratch: nothing an earlier sweep of this process compiled is reused
   before = compilation.preset()
   compilation.set_preset(preset)
   try:

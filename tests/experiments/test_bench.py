@@ -28,6 +28,7 @@ def test_run_benchmark_times_every_workload_dtype_and_run_count():
                                                                     ("fast-compile", "float64"),
                                                                     ("fast-compile", "float32")]
   assert all(s["runs"] == 2 and s["steps"] == 3 and s["seconds"] > 0 for s in result["sweep"])
+  assert len({s["programs_compiled"] for s in result["sweep"]}) == 1  # each sweep from scratch: the same programs
   assert result["compilation"]["programs"] >= sum(r["programs_compiled"] for r in rows)
   assert result["device"]["device_count"] >= 1 and len(lines) == len(rows) + len(result["sweep"])
 
