@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import multiprocessing
 import os
 import sys
 import threading
@@ -73,6 +74,8 @@ def main(argv=None) -> int:
   except KeyboardInterrupt:
     print(f"elasticity: {args.interrupted}", file=sys.stderr, flush=True)
     sys.stdout.flush()
+    for child in multiprocessing.active_children():  # worker processes of `reproduce`: they ignore Ctrl-C
+      child.kill()
     os._exit(130)  # the worker may be inside a long XLA computation: stop the process now, not when it returns
   error = outcome.get("error")
   if isinstance(error, KeyboardInterrupt):  # raised inside the command itself

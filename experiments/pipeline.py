@@ -9,12 +9,14 @@ figures/data instead of being recomputed, unless `recompute`. Only `publish` wri
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import dataclasses
 import multiprocessing
 import os
 import pathlib
 import queue as queue_module
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +30,8 @@ REPORT = "REPORT.md"
 VERDICTS = "verdicts.md"
 HEADLINES = "headlines.md"
 COPIED = ("config.json", "summary.json", "units")  # what a reused published run brings along (no checkpoints).
+PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal a process gets when the thread that started it ends.
+_worker_results: list = [None]  # in a worker process: the queue it reports finished experiments on.
 MAX_DEFAULT_JOBS = 4  # experiments run at once by default on a CPU (each process holds its own JAX runtime).
 
 
@@ -158,15 +162,26 @@ def expected_seconds(reproduce: ReproduceConfig, experiment) -> float:
   return 0.0
 
 
-def prepare_worker(cache_dir: str | None, preset: str = "optimized") -> None:
+def prepare_worker(cache_dir: str | None, preset: str = "optimized", results=None) -> None:
   """What a worker process needs before its first experiment: float64 JAX, the parent's compilation cache and
-  compile preset (toy_models.compilation.PRESETS)."""
+  compile preset (toy_models.compilation.PRESETS), and the queue its finished experiments are reported on.
+
+  A worker ignores Ctrl-C (the parent stops it: one line, no traceback per worker) and, on Linux, is killed when the
+  thread that started it ends, so that no worker outlives an interrupted or killed command.
+  """
   import jax  # noqa: PLC0415 (a fresh process: configure JAX before any computation)
 
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  if sys.platform == "linux":
+    try:
+      ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+      pass  # no prctl: the parent still stops its workers on Ctrl-C
   jax.config.update("jax_enable_x64", True)
   compilation.set_preset(preset)
   if cache_dir:
     compilation.enable_persistent_cache(cache_dir)
+  _worker_results[:] = [results]
 
 
 def _run_in_worker(reproduce: ReproduceConfig, name: str) -> tuple[dict, tuple[pathlib.Path, ...], bool, float]:
@@ -175,10 +190,10 @@ def _run_in_worker(reproduce: ReproduceConfig, name: str) -> tuple[dict, tuple[p
   return outcome.summary, outcome.files, outcome.reused, outcome.seconds
 
 
-def _run_chain_in_worker(reproduce: ReproduceConfig, names: tuple[str, ...], queue) -> None:
+def _run_chain_in_worker(reproduce: ReproduceConfig, names: tuple[str, ...]) -> None:
   """Runs experiments one after another in one worker (they share compiled programs), reporting each as it ends."""
   for name in names:
-    queue.put((name, _run_in_worker(reproduce, name)))
+    _worker_results[0].put((name, _run_in_worker(reproduce, name)))
 
 
 def chains(experiments: list, seconds: Callable[[object], float]) -> list[list]:
@@ -227,14 +242,14 @@ def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable
   jobs = min(jobs, len(groups))
   context = multiprocessing.get_context("spawn")
   results = {}
-  with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
-      jobs, mp_context=context, initializer=prepare_worker, initargs=(cache_dir, compilation.preset())) as pool:
-    queue = manager.Queue()
+  queue = context.Queue()  # handed to each worker when it starts (a queue cannot travel with a task)
+  with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=prepare_worker,
+                                              initargs=(cache_dir, compilation.preset(), queue)) as pool:
     futures = []
     for chain in groups:
       for experiment in chain:
         log(f"[{index[experiment.name]}/{steps}] {experiment.name} ... (in one of {jobs} worker processes)")
-      futures.append(pool.submit(_run_chain_in_worker, reproduce, tuple(e.name for e in chain), queue))
+      futures.append(pool.submit(_run_chain_in_worker, reproduce, tuple(e.name for e in chain)))
     if alongside is not None:
       alongside()
     by_name = {e.name: e for e in experiments}

@@ -120,6 +120,27 @@ def test_ctrl_c_stops_a_long_run_within_seconds(tmp_path):
   assert not list((tmp_path / "run" / "units").glob("*.json")) if (tmp_path / "run" / "units").exists() else True
 
 
+def test_ctrl_c_during_reproduce_stops_its_worker_processes_too(tmp_path):
+  """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while two workers train: the command ends in
+  seconds with one line, and no worker process outlives it (the pipe stays open until the last one exits)."""
+  env = {**os.environ, "PYTHONPATH": str(ROOT), "ELASTICITY_JAX_CACHE": str(tmp_path / "cache")}
+  process = subprocess.Popen(
+      [sys.executable, "-m", "elasticity_cli", "reproduce", "--scale", "tiny", "--jobs", "2", "--only",
+       "hooke,sequential", "--out-dir", str(tmp_path / "job")],
+      cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+  for line in process.stderr:
+    if "unit 1/" in line and "started" in line:
+      break
+  time.sleep(1.0)
+  start = time.monotonic()
+  os.killpg(process.pid, signal.SIGINT)
+  rest = process.stderr.read()  # returns once every process holding the pipe (the workers too) has exited
+  process.stderr.close()
+  code = process.wait(timeout=30)
+  assert code == 130 and time.monotonic() - start < 10.0
+  assert "interrupted; units finished before now are saved under" in rest and "Traceback" not in rest
+
+
 def test_a_failed_acceptance_exits_non_zero(capsys, tmp_path):
   """A planted config where the tabular joint model cannot match the mixture (2 steps of training)."""
   code, out, _ = run_main(capsys, "simulate", "hooke", "--scale", "tiny", "--models", "tabular", "--regimes", "joint",
