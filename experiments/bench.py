@@ -152,12 +152,8 @@ def sweep(config: BenchConfig, dtype: str, preset: str = "optimized") -> dict:
   the training loop compiled under `preset` (toy_models.compilation.PRESETS)."""
   workload = next(w for w in WORKLOADS if w.name == "w16")
   jax.clear_caches()  # from scratch: nothing an earlier sweep of this process compiled is reused
-  before = compilation.preset()
-  compilation.set_preset(preset)
-  try:
+  with compilation.using_preset(preset):
     seconds, losses, stats = _train(workload, dtype, config.sweep_runs, config.sweep_steps, config.seed + 1)
-  finally:
-    compilation.set_preset(before)
   return {"dtype": dtype, "preset": preset, "runs": config.sweep_runs, "steps": config.sweep_steps,
           "seconds": _round(seconds),
           "ms_per_run_step": _round(1000 * seconds / (config.sweep_runs * config.sweep_steps)),

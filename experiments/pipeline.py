@@ -21,6 +21,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import jax
+
 from experiments import changes, paths, readme_blocks, records, registry, runner, statistics, verdicts
 from experiments.protocol import SCALES, ReportContext
 from experiments.run_dir import RunDir
@@ -138,8 +140,6 @@ def default_jobs() -> int:
   On a CPU most of a quick run is XLA compilation, which uses one core per program, and small training steps,
   which use the cores poorly; separate processes keep every core busy. An accelerator is shared by one process.
   """
-  import jax  # noqa: PLC0415 (the backend is only asked for when jobs are not given)
-
   if jax.default_backend() != "cpu":
     return 1
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -169,8 +169,6 @@ def prepare_worker(cache_dir: str | None, preset: str = "optimized", results=Non
   A worker ignores Ctrl-C (the parent stops it: one line, no traceback per worker) and, on Linux, is killed when the
   thread that started it ends, so that no worker outlives an interrupted or killed command.
   """
-  import jax  # noqa: PLC0415 (a fresh process: configure JAX before any computation)
-
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   if sys.platform == "linux":
     try:
@@ -182,6 +180,14 @@ def prepare_worker(cache_dir: str | None, preset: str = "optimized", results=Non
   if cache_dir:
     compilation.enable_persistent_cache(cache_dir)
   _worker_results[:] = [results]
+
+
+def worker_pool(jobs: int, results=None) -> concurrent.futures.ProcessPoolExecutor:
+  """`jobs` spawned worker processes prepared by prepare_worker with this process's compilation cache folder and
+  compile preset (and `results`, the queue they report finished experiments on)."""
+  return concurrent.futures.ProcessPoolExecutor(
+      jobs, mp_context=multiprocessing.get_context("spawn"), initializer=prepare_worker,
+      initargs=(jax.config.jax_compilation_cache_dir, compilation.preset(), results))
 
 
 def _run_in_worker(reproduce: ReproduceConfig, name: str) -> tuple[dict, tuple[pathlib.Path, ...], bool, float]:
@@ -235,16 +241,11 @@ def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable
       log(f"[{index[experiment.name]}/{steps}] {experiment.name}: {_how(outcome.reused)}, done in "
           f"{outcome.seconds:.1f} s")
     return outcomes
-  import jax  # noqa: PLC0415
-
-  cache_dir = jax.config.jax_compilation_cache_dir
   groups = chains(experiments, lambda e: expected_seconds(reproduce, e))
   jobs = min(jobs, len(groups))
-  context = multiprocessing.get_context("spawn")
   results = {}
-  queue = context.Queue()  # handed to each worker when it starts (a queue cannot travel with a task)
-  with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=prepare_worker,
-                                              initargs=(cache_dir, compilation.preset(), queue)) as pool:
+  queue = multiprocessing.get_context("spawn").Queue()  # handed to each worker when it starts, not with a task
+  with worker_pool(jobs, queue) as pool:
     futures = []
     for chain in groups:
       for experiment in chain:

@@ -5,22 +5,22 @@ import os
 import shutil
 import tempfile
 
-# Before JAX starts its backend. Programs compile with XLA's fast-compile options (toy_models.compilation.PRESETS,
-# here for every program, not only training loops): the tests compile far more than they run, and the options
-# change results in rounding only. Commands the tests start inherit both settings. The persistent compilation cache
-# is a folder of this session, so the tests never read or write the user's cache (in-process CLI calls enable it) and
-# every session starts as cold as CI does.
-FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false"
+import hypothesis
+import jax
+import pytest
+
+from toy_models import compilation
+
+# Before JAX starts its backend (importing it does not): every program compiles with the fast-compile preset's XLA
+# options (toy_models.compilation.PRESETS, here for every program, not only training loops), as flags that the
+# commands the tests start inherit too: the tests compile far more than they run, and the options change results in
+# rounding only. The persistent compilation cache is a folder of this session, so the tests never read or write the
+# user's cache (in-process CLI calls enable it) and every session starts as cold as CI does.
+FAST_COMPILE_FLAGS = " ".join(f"--{name}={str(value).lower()}" for name, value in compilation.PRESETS["fast-compile"])
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_FLAGS}".strip()
 SESSION_CACHE = tempfile.mkdtemp(prefix="elasticity-test-cache-")
 atexit.register(shutil.rmtree, SESSION_CACHE, ignore_errors=True)
 os.environ["ELASTICITY_JAX_CACHE"] = SESSION_CACHE
-
-import hypothesis  # noqa: E402
-import jax  # noqa: E402
-import pytest  # noqa: E402
-
-from toy_models import compilation  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")

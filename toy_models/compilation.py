@@ -56,6 +56,17 @@ def preset() -> str:
   return _preset[0]
 
 
+@contextlib.contextmanager
+def using_preset(name: str) -> Iterator[None]:
+  """set_preset(name) inside the `with` block; the preset in use before comes back after it, whatever happens."""
+  before = preset()
+  set_preset(name)
+  try:
+    yield
+  finally:
+    set_preset(before)
+
+
 def training_options() -> tuple[tuple[str, object], ...]:
   """The XLA options of the current preset as hashable (name, value) pairs; none on accelerators.
 

@@ -64,6 +64,12 @@ def optimizer_state(optimizer: str, params):
   return jax.tree_util.tree_map(lambda shape: np.zeros(shape.shape, shape.dtype), shapes)
 
 
+def default_padding_run_steps() -> int | None:
+  """The default budget of padded run-steps of run_bucket and budget_groups: CPU_PADDING_RUN_STEPS on a CPU, where a
+  padded or idle run costs a full step; None (no limit) on accelerators, where it rides in an otherwise idle lane."""
+  return CPU_PADDING_RUN_STEPS if jax.default_backend() == "cpu" else None
+
+
 def run_bucket(runs: int, steps: int, *, padding_run_steps: int | None = None) -> int:
   """The padded number of runs a call of `runs` runs and up to `steps` steps is compiled for (>= runs).
 
@@ -86,7 +92,7 @@ def run_bucket(runs: int, steps: int, *, padding_run_steps: int | None = None) -
   if runs <= 1:
     return max(runs, 1) if runs else 0
   if padding_run_steps is None:
-    padding_run_steps = CPU_PADDING_RUN_STEPS if jax.default_backend() == "cpu" else None
+    padding_run_steps = default_padding_run_steps()
   power = 1 << (runs - 1).bit_length()
   multiple = -(-runs // 8) * 8
   for bucket in sorted({power, multiple, runs}, reverse=True):
@@ -124,7 +130,7 @@ def budget_groups(steps, *, padding_run_steps: int | None = None) -> list[np.nda
   steps = np.asarray(steps, dtype=np.int64)
   everything = [np.arange(steps.shape[0])]
   if padding_run_steps is None:
-    padding_run_steps = CPU_PADDING_RUN_STEPS if jax.default_backend() == "cpu" else None
+    padding_run_steps = default_padding_run_steps()
   budgets, counts = np.unique(steps, return_counts=True)
   if padding_run_steps is None or not 1 < budgets.size <= MAX_GROUPED_BUDGETS:
     return everything

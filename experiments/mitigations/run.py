@@ -431,8 +431,8 @@ def _padding(config: MitigationsConfig, plans: dict, key) -> int:
   grid = max(len(config.strengths(d).grid) for d in (BASELINE,) + tuple(config.defences))
   largest = (grid + len(config.breaking_lr_factors) if key[0] == "sft" else 1) * config.seeds
   shared = training.run_bucket(max(largest, runs), 1)
-  budget = training.CPU_PADDING_RUN_STEPS if jax.default_backend() == "cpu" else math.inf
-  return shared if (shared - runs) * sum(steps) <= budget else own
+  budget = training.default_padding_run_steps()  # None on accelerators: any amount
+  return shared if budget is None or (shared - runs) * sum(steps) <= budget else own
 
 
 def elasticity(config: MitigationsConfig, model: Model, defence: str, starts, strengths, data: dict

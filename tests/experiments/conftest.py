@@ -1,8 +1,6 @@
 """Every registered experiment run once at its tiny scale, shared by the tests of this folder."""
 
 import atexit
-import concurrent.futures
-import multiprocessing
 import pathlib
 import shutil
 import tempfile
@@ -11,7 +9,6 @@ import pytest
 
 from experiments import pipeline, registry, runner
 from experiments.run_dir import RunDir
-from toy_models import compilation
 
 _started: dict = {}  # the background tiny runs of this session: root folder and futures (start_tiny_runs)
 
@@ -32,10 +29,7 @@ def start_tiny_runs() -> None:
   root = pathlib.Path(tempfile.mkdtemp(prefix="elasticity-tiny-"))
   atexit.register(shutil.rmtree, root, ignore_errors=True)
   chains = pipeline.chains(list(registry.EXPERIMENTS.values()), lambda e: e.expected_seconds("tiny") or 0.0)
-  spawn = multiprocessing.get_context("spawn")
-  pool = concurrent.futures.ProcessPoolExecutor(pipeline.default_jobs(), mp_context=spawn,
-                                                initializer=pipeline.prepare_worker,
-                                                initargs=(None, compilation.preset()))
+  pool = pipeline.worker_pool(pipeline.default_jobs())
   atexit.register(pool.shutdown, cancel_futures=True)
   _started.update(root=root, pool=pool,
                   futures=[pool.submit(tiny_chain, tuple(e.name for e in chain), root) for chain in chains])

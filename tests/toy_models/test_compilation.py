@@ -243,15 +243,13 @@ def test_compile_presets_change_rounding_only_and_unknown_ones_are_refused():
   stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.01)
   results = {}
   before = compilation.preset()
-  try:
-    for name in ("optimized", "fast-compile"):
-      compilation.set_preset(name)
+  for name in ("optimized", "fast-compile"):
+    with compilation.using_preset(name):
       assert compilation.training_options() == compilation.PRESETS[name]  # the tests run on a CPU
       params, losses = training.train_batch(model, stage, training.init_params(model, keys), weights,
                                             np.array([30, 30]), keys=keys)
       results[name] = (metrics.leaf_log2_probs(model, params), losses)
-  finally:
-    compilation.set_preset(before)
+    assert compilation.preset() == before  # restored after the block
   assert compilation.PRESETS["optimized"] == () and compilation.PRESETS["fast-compile"]
   np.testing.assert_allclose(results["fast-compile"][0], results["optimized"][0], rtol=1e-9, atol=1e-12)
   np.testing.assert_allclose(results["fast-compile"][1], results["optimized"][1], rtol=1e-9)
