@@ -258,9 +258,9 @@ def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable
       try:
         name, (summary, files, reused, seconds) = queue.get(timeout=1.0)
       except queue_module.Empty:
-        failed = [f.exception() for f in futures if f.done() and f.exception() is not None]
-        if failed:
-          raise failed[0] from None  # a worker's error (a ValueError stays one line at the CLI)
+        failed = [error for error in (f.exception() for f in futures if f.done()) if error is not None]
+        if failed:  # the worker's traceback comes along as the cause (the CLI still prints a ValueError as one line)
+          raise failed[0]
         continue
       experiment = by_name[name]
       results[name] = Outcome(experiment, experiment.config(reproduce.scale), summary, reproduce.data / name, files,

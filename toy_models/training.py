@@ -400,9 +400,10 @@ def _train_in_groups(call, groups, params, data, peaks, steps, keys, opt_state, 
   runs = steps.shape[0]
   host_params = _host_tree(params)
   host_state = None if opt_state is None else _host_tree(opt_state)
-  grand_total, done = int(sum(steps[group].max() for group in groups)), 0
+  budgets = [int(steps[group].max()) for group in groups]  # each call's own largest budget: what progress counts
+  grand_total, done = sum(budgets), 0
   outputs = []
-  for group in groups:
+  for group, budget in zip(groups, budgets, strict=True):
     def shown(step, total, text, offset=done):
       progress(offset + step, grand_total, text)
 
@@ -411,7 +412,7 @@ def _train_in_groups(call, groups, params, data, peaks, steps, keys, opt_state, 
 
     outputs.append(call(rows(host_params), rows(data), peaks[group], steps[group], keys[group],
                         None if host_state is None else rows(host_state), None if progress is None else shown, label))
-    done += int(steps[group].max())
+    done += budget
 
   def merge(position: int):
     parts = [_host_tree(output[position]) for output in outputs]

@@ -53,3 +53,14 @@ def test_the_longest_expected_experiment_starts_first(tmp_path):
     assert all((experiment.expected_seconds(scale) or 0) > 0
                for scale in (("tiny", "quick") if experiment.in_reproduce else ("tiny",))), experiment.name
   assert pipeline.default_jobs() >= 1
+
+
+def test_a_worker_error_keeps_the_worker_traceback(tmp_path):
+  """An unexpected error in a worker (here: the units folder of its run is a file) reaches the caller with the
+  worker's frames."""
+  config = pipeline.ReproduceConfig(scale="tiny", out_dir=tmp_path, only=("theory", "example"), jobs=2)
+  (config.data / "theory").mkdir(parents=True)
+  (config.data / "theory" / "units").write_text("not a folder")
+  with pytest.raises(OSError) as raised:
+    pipeline.run_experiments(config, [registry.get("theory"), registry.get("example")], lambda line: None)
+  assert "_run_in_worker" in str(raised.value.__cause__)  # the traceback text of the worker process
