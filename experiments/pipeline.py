@@ -260,7 +260,7 @@ def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable
       except queue_module.Empty:
         failed = [error for error in (f.exception() for f in futures if f.done()) if error is not None]
         if failed:  # the worker's traceback comes along as the cause (the CLI still prints a ValueError as one line)
-          raise failed[0]
+          raise failed[0] from failed[0].__cause__
         continue
       experiment = by_name[name]
       results[name] = Outcome(experiment, experiment.config(reproduce.scale), summary, reproduce.data / name, files,
