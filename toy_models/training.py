@@ -28,12 +28,16 @@ from toy_models.models import Model
 from toy_models.stage_config import StageConfig
 
 SEGMENTS = 20  # a batch is trained in up to this many jitted segments (progress updates in between).
-CPU_PADDING_RUN_STEPS = 2048
-"""On a CPU, the most run-steps a call may spend on padded runs to reach a coarser bucket: a step costs the same
-per run at every batch size there (0.5-0.8 ms per run-step for the default width-16 transformer on 2 cores, 50-200
-us for the tabular model), so 2048 run-steps are ~1 s of the transformer, a third of the ~3 s its programs take to
-compile. Accelerators run the padded runs in otherwise idle lanes (on an H200, 200 steps of 1, 8 or 32 runs of that
-transformer took 0.09-0.13 s alike, while each program took 5-27 s to compile): there the bucket is the coarsest."""
+CPU_PADDING_RUN_STEPS = 1024
+"""On a CPU, the most run-steps a call may spend on padded runs to reach a coarser bucket, and the price of one more
+call in budget_groups: a step costs the same per run at every batch size there (0.2-0.8 ms per run-step for the
+transformers of the experiments on 2 cores, 50-200 us for the tabular model), so 1024 run-steps are 0.2-0.8 s, about
+what one more program costs (compiled: ~1 s with the fast-compile options; loaded from the persistent cache and
+traced: ~0.3 s). Measured on the 2-core CPU (2026-11-27), 1024 instead of 2048: `elasticity reproduce --quick` 46 s
+instead of 54 s with a warm cache, 92 s instead of 85 s with an empty one; `simulate model-size` and `families` at
+the default scale (empty cache) 93 s and 34 s instead of 96 s and 39 s. Accelerators run the padded runs in
+otherwise idle lanes (on an H200, 200 steps of 1, 8 or 32 runs of the default transformer took 0.09-0.13 s alike,
+while each program took 5-27 s to compile): there the bucket is the coarsest."""
 
 
 def _transform(optimizer: str) -> optax.GradientTransformation:
