@@ -251,7 +251,7 @@ def markdown(saved: dict) -> str:
                  + "; ".join(", ".join(f"{row['seconds']:g} s in {row['dtype']}" for row in sweeps
                                        if row.get("preset", "optimized") == preset) + f" ({preset} XLA options)"
                              for preset in presets)
-                 + " (`--compile`: fast-compile compiles faster and trains slower, the tiny and quick scales' choice).")
+                 + " (`--compile`: fast-compile compiles faster and trains slower, the quick scale's choice).")
   accuracy = saved.get("accuracy", [])
   if accuracy:
     lines.append("- Hooke acceptance (tabular, joint, default grid), largest rate gap to the exact mixture in bits "

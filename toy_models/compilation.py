@@ -32,11 +32,15 @@ CACHE_MISS_EVENT = "/jax/compilation_cache/cache_misses"  # a program looked up,
 PRESETS = {
     "optimized": (),
     "fast-compile": (("xla_backend_optimization_level", 1), ("xla_cpu_use_fusion_emitters", False)),
+    "unoptimized": (("xla_backend_optimization_level", 0), ("xla_cpu_use_fusion_emitters", False)),
 }
-"""XLA options of the training loops by preset. On a 2-core CPU, 'fast-compile' compiles the default transformer's
-training loop in 0.72 s instead of 1.50 s and runs its steps about 9% slower (measured 2026-11-27, jax 0.10.2):
-the better choice where compiling dominates (tiny and quick scales, tests), 'optimized' where training does."""
-SCALE_PRESETS = {"tiny": "fast-compile", "quick": "fast-compile", "default": "optimized", "paper": "optimized"}
+"""XLA options of the training loops by preset; the numbers differ between presets in rounding only. Measured on a
+2-core CPU (2026-11-27, jax 0.10.2): 'fast-compile' compiles the default transformer's training loop in 0.72 s
+instead of 1.50 s and runs its steps about 9% slower; 'unoptimized' compiles faster still and trains about 50%
+slower (the from-scratch sweep of `elasticity bench`: 7.4 s against 4.8 s). Each is the better choice where its
+compiling dominates: `elasticity reproduce --scale tiny` (empty cache) took 40-44 s unoptimized against 53-55 s
+fast-compile, while `--quick` took 112 s (empty cache) and 75 s (warm) unoptimized against 93 s and 49 s."""
+SCALE_PRESETS = {"tiny": "unoptimized", "quick": "fast-compile", "default": "optimized", "paper": "optimized"}
 _preset = ["optimized"]  # the preset in use (set_preset); a list so that the setting is one mutable cell.
 
 

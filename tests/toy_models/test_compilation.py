@@ -243,15 +243,17 @@ def test_compile_presets_change_rounding_only_and_unknown_ones_are_refused():
   stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.01)
   results = {}
   before = compilation.preset()
-  for name in ("optimized", "fast-compile"):
+  for name in compilation.PRESETS:
     with compilation.using_preset(name):
       assert compilation.training_options() == compilation.PRESETS[name]  # the tests run on a CPU
       params, losses = training.train_batch(model, stage, training.init_params(model, keys), weights,
                                             np.array([30, 30]), keys=keys)
       results[name] = (metrics.leaf_log2_probs(model, params), losses)
     assert compilation.preset() == before  # restored after the block
-  assert compilation.PRESETS["optimized"] == () and compilation.PRESETS["fast-compile"]
-  np.testing.assert_allclose(results["fast-compile"][0], results["optimized"][0], rtol=1e-9, atol=1e-12)
-  np.testing.assert_allclose(results["fast-compile"][1], results["optimized"][1], rtol=1e-9)
-  with pytest.raises(ValueError, match="unknown compile preset 'fastest'; allowed: optimized, fast-compile"):
+  assert compilation.PRESETS["optimized"] == () and compilation.PRESETS["fast-compile"] and len(results) == 3
+  for name in ("fast-compile", "unoptimized"):
+    np.testing.assert_allclose(results[name][0], results["optimized"][0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(results[name][1], results["optimized"][1], rtol=1e-9)
+  allowed = "allowed: optimized, fast-compile, unoptimized"
+  with pytest.raises(ValueError, match=f"unknown compile preset 'fastest'; {allowed}"):
     compilation.set_preset("fastest")
