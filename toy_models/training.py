@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from theory import token_tree
-from toy_models import compilation, devices, likelihood, models
+from toy_models import compilation, devices, likelihood, metrics, models
 from toy_models.models import Model
 from toy_models.stage_config import StageConfig
 
@@ -503,10 +503,51 @@ def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progr
     if progress is not None:
       jax.block_until_ready(params)
       progress(int(stop), total, label)
-  losses = np.asarray(_batched_objective(model, _static_fields(stage))(params, tokens, data_d), dtype=np.float64)
+  losses = _final_objective(model, stage, params, tokens, data_d, runs)
   if return_state:
     return _unpad(params, runs, padded), losses[:runs], _unpad(opt_state, runs, padded)
   return _unpad(params, runs, padded), losses[:runs]
+
+
+def objective_run_chunk(model: Model, stage: StageConfig, runs: int,
+                        memory_limit_bytes: int = metrics.MEMORY_LIMIT_BYTES) -> int:
+  """Runs whose exact objective (over every response) train_batch evaluates at once: all `runs` if their working
+  set fits memory_limit_bytes (metrics.evaluation_bytes, plus the pair matrix of a DPO objective), else the largest
+  power of two that does (at least 1).
+
+  At paper scale the second stage of `elasticity simulate rebound` evaluated about a hundred runs of depth-10 trees
+  at once and reached 8 GB resident on the CPU for a moment after each call.
+  """
+  responses = token_tree.n_leaves(model.depth)
+
+  def working_set(count: int) -> int:
+    pairs = count * responses**2 * metrics.FLOAT64_BYTES if stage.objective == "dpo" else 0
+    return metrics.evaluation_bytes(model, count, responses) + pairs
+
+  if working_set(runs) <= memory_limit_bytes:
+    return max(runs, 1)
+  chunk = 1 << max(runs - 1, 0).bit_length()
+  while chunk > 1 and working_set(chunk) > memory_limit_bytes:
+    chunk //= 2
+  return chunk
+
+
+def _final_objective(model: Model, stage: StageConfig, params, tokens, data, runs: int) -> np.ndarray:
+  """The exact objective of the first `runs` runs (float64), a chunk of runs at a time (objective_run_chunk)."""
+  objective = _batched_objective(model, _static_fields(stage))
+  padded = jax.tree_util.tree_leaves(params)[0].shape[0]
+  chunk = objective_run_chunk(model, stage, padded)
+  if chunk >= padded:  # one call, as before chunking existed
+    return np.asarray(objective(params, tokens, data), dtype=np.float64)[:runs]
+  parts = []
+  for start in range(0, runs, chunk):
+    rows = np.minimum(np.arange(start, start + chunk), padded - 1)  # the last chunk repeats the last row
+
+    def take(tree, rows=rows):
+      return jax.tree_util.tree_map(lambda x: x[rows], tree)
+
+    parts.append(np.asarray(objective(take(params), tokens, take(data)), dtype=np.float64))
+  return np.concatenate(parts)[:runs]
 
 
 def _given_state(optimizer: str, opt_state, params, float_type: np.dtype, runs: int, padded: int):

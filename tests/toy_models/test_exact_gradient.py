@@ -1,4 +1,5 @@
-"""The exact (every-response) SFT gradient in chunks against jax.grad of the loss over every response at once."""
+"""The exact (every-response) SFT gradient in chunks of responses, and the final exact objective in chunks of runs,
+against the same quantities computed all at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from theory import token_tree
-from toy_models import likelihood, training
+from toy_models import likelihood, metrics, training
 from toy_models.model_config import ModelConfig
 from toy_models.models import build_model
 from toy_models.stage_config import StageConfig
@@ -47,3 +48,38 @@ def test_expected_gradient_training_is_the_same_in_chunks(monkeypatch):
     return np.concatenate([np.ravel(leaf) for leaf in jax.tree_util.tree_leaves(params)])
 
   np.testing.assert_allclose(trained(8), trained(1024), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("objective", ["sft", "dpo"])
+def test_final_objective_in_chunks_of_runs_equals_one_call(monkeypatch, objective):
+  model = build_model(ModelConfig(kind="transformer", width=8, layers=1, heads=2), DEPTH)
+  stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.01, objective=objective)
+  keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(5)])
+  rng = np.random.default_rng(3)
+  n = token_tree.n_leaves(DEPTH)
+  extra = {}
+  if objective == "dpo":
+    extra = {"rejected_weights": rng.uniform(0.1, 1.0, (5, n)), "reference_log_probs": rng.normal(-3.0, 0.5, (5, n))}
+  weights = rng.uniform(0.1, 3.0, (5, n))
+  params = training.init_params(model, keys)
+  steps = np.array([6, 4, 6, 0, 5])
+  _, whole = training.train_batch(model, stage, params, weights, steps, keys=keys, **extra)
+  monkeypatch.setattr(training, "objective_run_chunk", lambda *args, **kwargs: 2)  # 5 runs (8 padded): 3 calls
+  _, chunked = training.train_batch(model, stage, params, weights, steps, keys=keys, **extra)
+  assert whole.shape == chunked.shape == (5,)
+  np.testing.assert_allclose(chunked, whole, rtol=1e-12)
+
+
+def test_objective_run_chunk_is_the_largest_power_of_two_within_the_limit():
+  model = build_model(ModelConfig(kind="transformer", width=32, layers=2, heads=2), 10)
+  sft, dpo = StageConfig(steps=1), StageConfig(steps=1, objective="dpo")
+  n = token_tree.n_leaves(10)
+  one = metrics.evaluation_bytes(model, 1, n)
+  assert training.objective_run_chunk(model, sft, 100, memory_limit_bytes=100 * one) == 100  # everything fits
+  chunk = training.objective_run_chunk(model, sft, 100, memory_limit_bytes=10 * one)
+  assert chunk == 8 and metrics.evaluation_bytes(model, 8, n) <= 10 * one < metrics.evaluation_bytes(model, 16, n)
+  assert training.objective_run_chunk(model, sft, 100, memory_limit_bytes=1) == 1  # one run at least
+  pairs = n * n * metrics.FLOAT64_BYTES  # one run's DPO pair matrix
+  limit = 8 * one + 4 * pairs
+  assert training.objective_run_chunk(model, sft, 100, memory_limit_bytes=limit) == 8
+  assert training.objective_run_chunk(model, dpo, 100, memory_limit_bytes=limit) == 4  # the pairs do not fit at 8
