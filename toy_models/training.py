@@ -210,7 +210,8 @@ def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None 
     The gradient, a pytree like params.
 
   References:
-    JAX documentation, jax.lax.scan and "Autodidax"/gradient accumulation (a sum's gradient is the sum of gradients).
+    JAX documentation, jax.lax.scan (a loop that keeps one iteration's intermediates at a time); Ji et al., "Language
+    Models Resist Alignment", ACL 2025, Section 5 (the SFT loss).
   """
   chunk = EXACT_GRADIENT_CHUNK if chunk is None else chunk
   count, length = tokens.shape
