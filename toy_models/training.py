@@ -506,8 +506,8 @@ def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progr
       progress(int(stop), total, label)
   losses = _final_objective(model, stage, params, tokens, data_d, runs)
   if return_state:
-    return _unpad(params, runs, padded), losses[:runs], _unpad(opt_state, runs, padded)
-  return _unpad(params, runs, padded), losses[:runs]
+    return _unpad(params, runs, padded), losses, _unpad(opt_state, runs, padded)
+  return _unpad(params, runs, padded), losses
 
 
 def objective_run_chunk(model: Model, stage: StageConfig, runs: int,
