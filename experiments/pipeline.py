@@ -150,15 +150,19 @@ def expected_seconds(reproduce: ReproduceConfig, experiment) -> float:
   """How long `experiment` is expected to take (to start the longest first): the compute seconds of its last run
   in this job's folder, else the seconds its scales.toml records for the scale, else those of its published run
   (default scale), else 0."""
-  folder = reproduce.data / experiment.name
-  if (folder / "summary.json").exists():
-    return float(records.read_json(folder / "summary.json").get("compute_seconds") or 0.0)
+  def compute_seconds(folder: pathlib.Path) -> float | None:
+    summary = folder / "summary.json"
+    return float(records.read_json(summary).get("compute_seconds") or 0.0) if summary.exists() else None
+
+  last = compute_seconds(reproduce.data / experiment.name)
+  if last is not None:
+    return last
   hint = experiment.expected_seconds(reproduce.scale)
   if hint is not None:
     return hint
   published = paths.published_data()
-  if reproduce.scale == "default" and published is not None and (published / experiment.name / "summary.json").exists():
-    return float(records.read_json(published / experiment.name / "summary.json").get("compute_seconds") or 0.0)
+  if reproduce.scale == "default" and published is not None:
+    return compute_seconds(published / experiment.name) or 0.0
   return 0.0
 
 
