@@ -291,6 +291,21 @@ def _batched_objective(model: Model, static: tuple):
   return jax.jit(jax.vmap(functools.partial(_objective, model, stage), in_axes=(0, None, 0)))
 
 
+@functools.lru_cache(maxsize=64)
+def _batched_objective_of_rows(model: Model, static: tuple):
+  """_batched_objective of the runs at `rows` (an index array) only, gathered inside one compiled program."""
+  stage = StageConfig(**dict(static))
+  objective = jax.vmap(functools.partial(_objective, model, stage), in_axes=(0, None, 0))
+
+  def of_rows(params, tokens, data, rows):
+    def take(tree):
+      return jax.tree_util.tree_map(lambda x: x[rows], tree)
+
+    return objective(take(params), tokens, take(data))
+
+  return jax.jit(of_rows)
+
+
 def _static_fields(stage: StageConfig) -> tuple:
   """The fields of a stage that change the compiled program (budgets and learning rates are traced).
 
@@ -540,14 +555,10 @@ def _final_objective(model: Model, stage: StageConfig, params, tokens, data, run
   chunk = objective_run_chunk(model, stage, padded)
   if chunk >= padded:  # one call, as before chunking existed
     return np.asarray(objective(params, tokens, data), dtype=np.float64)[:runs]
-  parts = []
-  for start in range(0, runs, chunk):
-    rows = np.minimum(np.arange(start, start + chunk), padded - 1)  # the last chunk repeats the last row
-
-    def take(tree, rows=rows):
-      return jax.tree_util.tree_map(lambda x: x[rows], tree)
-
-    parts.append(np.asarray(objective(take(params), tokens, take(data)), dtype=np.float64))
+  of_rows = _batched_objective_of_rows(model, _static_fields(stage))
+  parts = [np.asarray(of_rows(params, tokens, data, np.minimum(np.arange(start, start + chunk), padded - 1)),
+                      dtype=np.float64)  # the last chunk repeats the last row
+           for start in range(0, runs, chunk)]
   return np.concatenate(parts)[:runs]
 
 
