@@ -77,7 +77,10 @@ def test_torch_comparison_pairs_like_with_like_and_reads_only_torch_loop_output(
                        "| w16, 8 runs × 800 steps (s; ours programs loaded from the persistent cache, fast-compile) "
                        "| 10 / 2 / 5.00 |",
                        "| w64, 1 run (ms per run-step) | 10 / 20 / 0.50 |",  # 50 run-steps/s = 20 ms
-                       "| w64, best vmapped (ms per run-step) | 10 / 5 / 2.00 |"]
+                       "| w64, best vmapped (ms per run-step) | 10 / 5 / 2.00 (8 runs) |"]
+  one_run_best = [{**saved["training"][0], "run_steps_per_second": 250.0}, saved["training"][1]]
+  assert (bench.torch_comparison_lines({**saved, "training": one_run_best})[-1]
+          == "| w64, best vmapped (ms per run-step) | 10 / 4 / 2.50 (1 run) |")
   path = tmp_path / "torch.json"
   path.write_text(json.dumps(reference))
   assert bench.read_torch_reference(path) == reference
@@ -86,6 +89,18 @@ def test_torch_comparison_pairs_like_with_like_and_reads_only_torch_loop_output(
     bench.read_torch_reference(path)
   with pytest.raises(ValueError, match=r"cannot be read"):
     bench.read_torch_reference(tmp_path / "missing.json")
+
+
+def test_the_speed_block_names_the_processor_on_a_cpu_and_the_accelerator_elsewhere():
+  device = {"platform": "cpu", "device_kind": "cpu", "cpu_model": "Some CPU 9000", "cpu_count": 2,
+            "load_average_1min": 1.0, "jax_version": "0"}
+  saved = {"device": device, "compilation": {"cache_hits": 0, "programs": 1}, "sweep": [], "training": []}
+  assert "Measured on Some CPU 9000 (cpu, 2 CPUs" in bench.markdown(saved)
+  older = {**saved, "device": {key: value for key, value in device.items() if key != "cpu_model"}}
+  assert "Measured on cpu (cpu, 2 CPUs" in bench.markdown(older)
+  gpu = {**saved, "device": {**device, "platform": "gpu", "device_kind": "NVIDIA H200"}}
+  assert "Measured on NVIDIA H200 (gpu" in bench.markdown(gpu)
+  assert bench.cpu_model() and bench.device_info()["cpu_model"] == bench.cpu_model()
 
 
 def test_sweep_lines_of_a_log_keep_their_preset_and_older_logs_read_as_optimized():
