@@ -66,14 +66,24 @@ def _pad_rows(array: np.ndarray, size: int) -> np.ndarray:
 def optimizer_state(optimizer: str, params):
   """The optimiser's initial state for a batch of runs, built on the host (every state of ours starts at zero).
 
-  Shapes and types come from tracing optax's init (jax.eval_shape, nothing compiled); run as a program, the
-  initialiser would compile once per run count and parameter shape.
+  Shapes and types come from tracing optax's init (jax.eval_shape, nothing compiled), once per optimiser and
+  parameter shapes in a process; run as a program, the initialiser would compile once per run count and parameter
+  shape.
 
   References:
     Kingma & Ba, "Adam", ICLR 2015 (moments start at zero); optax documentation, GradientTransformation.init.
   """
-  shapes = jax.eval_shape(jax.vmap(_transform(optimizer).init), params)
-  return jax.tree_util.tree_map(lambda shape: np.zeros(shape.shape, shape.dtype), shapes)
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  specs = tuple((tuple(np.shape(leaf)), np.dtype(getattr(leaf, "dtype", np.asarray(leaf).dtype))) for leaf in leaves)
+  return jax.tree_util.tree_map(lambda shape: np.zeros(shape.shape, shape.dtype),
+                                _optimizer_state_shapes(optimizer, treedef, specs))
+
+
+@functools.lru_cache(maxsize=256)
+def _optimizer_state_shapes(optimizer: str, treedef, specs: tuple):
+  """optimizer_state's shapes and types (jax.ShapeDtypeStruct tree) for parameters of `treedef` and leaf `specs`."""
+  like = jax.tree_util.tree_unflatten(treedef, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in specs])
+  return jax.eval_shape(jax.vmap(_transform(optimizer).init), like)
 
 
 def default_padding_run_steps() -> int | None:

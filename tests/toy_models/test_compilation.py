@@ -216,6 +216,15 @@ def test_optimizer_state_built_on_the_host_equals_optax_init():
     assert jax.tree_util.tree_structure(built) == jax.tree_util.tree_structure(expected)
     for a, b in zip(jax.tree_util.tree_leaves(built), jax.tree_util.tree_leaves(expected), strict=True):
       assert a.dtype == b.dtype and np.array_equal(a, b)
+  # the shapes are cached per optimiser and parameter shapes: other types, other run counts and fresh arrays each call
+  for other in (jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params),
+                jax.tree_util.tree_map(lambda x: np.asarray(x)[:2], params)):
+    moments = training.optimizer_state("adam", other).mu
+    for leaf, like in zip(jax.tree_util.tree_leaves(moments), jax.tree_util.tree_leaves(other), strict=True):
+      assert leaf.dtype == like.dtype and leaf.shape == like.shape
+  first = training.optimizer_state("adam", params)
+  jax.tree_util.tree_leaves(first)[1][...] = 7.0
+  assert all(not np.any(leaf) for leaf in jax.tree_util.tree_leaves(training.optimizer_state("adam", params)))
 
 
 def test_calls_differing_in_arrays_and_nearby_run_counts_compile_nothing_new():
