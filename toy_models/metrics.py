@@ -97,12 +97,13 @@ def evaluation_chunks(model: Model, runs: int, *, memory_limit_bytes: int = MEMO
     else:
       need = evaluation_bytes(model, 1, 1)
       raise ValueError(f"evaluating one response of {model.config.label()} at depth {model.depth} needs an estimated "
-                       f"{_size(need)}, above memory_limit_bytes={_size(memory_limit_bytes)}; allowed: a larger "
-                       "memory_limit_bytes")
+                       f"{memory_size(need)}, above memory_limit_bytes={memory_size(memory_limit_bytes)}; allowed: a "
+                       "larger memory_limit_bytes")
   return run_chunk, response_chunk
 
 
-def _size(n_bytes: float) -> str:
+def memory_size(n_bytes: float) -> str:
+  """`n_bytes` for a message, in the largest binary unit it reaches (e.g. '1.5 GiB', '512 MiB', '12 bytes')."""
   for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
     if n_bytes >= scale:
       return f"{n_bytes / scale:.3g} {unit}"
@@ -162,8 +163,8 @@ def leaf_log2_probs(model: Model, params, *, memory_limit_bytes: int = MEMORY_LI
   result_bytes = runs * n_leaves * FLOAT64_BYTES
   if result_bytes > result_limit_bytes:
     raise ValueError(f"leaf_log2_probs of {runs} runs at depth {model.depth} returns {runs} x {n_leaves} float64 = "
-                     f"{_size(result_bytes)}, above result_limit_bytes={_size(result_limit_bytes)}; allowed: fewer "
-                     "runs per call, a shallower tree, or a larger result_limit_bytes")
+                     f"{memory_size(result_bytes)}, above result_limit_bytes={memory_size(result_limit_bytes)}; "
+                     "allowed: fewer runs per call, a shallower tree, or a larger result_limit_bytes")
   if runs == 0:
     return np.zeros((0, n_leaves))
   chosen_runs, chosen_responses = evaluation_chunks(model, runs, memory_limit_bytes=memory_limit_bytes)

@@ -402,7 +402,7 @@ def init_params(model: Model, keys: jax.Array) -> dict:
 def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, keys, learning_rates=None,
                 rejected_weights=None, reference_log_probs=None, progress=None, label: str = "",
                 dtype: str | None = None, padding_run_steps: int | None = None, opt_state=None,
-                return_state: bool = False) -> tuple:
+                return_state: bool = False, memory_limit_bytes: int | None = None) -> tuple:
   """Trains a batch of runs for their own numbers of steps; returns final params and final losses.
 
   Args:
@@ -427,6 +427,9 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
       returned with return_state=True, to carry Adam's moments and step count across stages); None: a fresh
       state (optimizer_state), as every stage had before. Its float leaves are cast to the training type.
     return_state: also return the final optimiser state (leading run axis, in the training type).
+    memory_limit_bytes: the estimated working set (training_bytes) one call may hold; more runs than fit are
+      trained in several calls of one program, each run's result unchanged up to rounding (None:
+      training_memory_limit(), 1 GiB on a CPU). A one-line ValueError when a single run does not fit.
 
   Returns:
     (params, losses): trained parameters (leading run axis, in the training type) and each run's final training
@@ -465,9 +468,10 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
     raise ValueError(f"learning_rates={peaks.tolist()} is not allowed; allowed: {runs} finite numbers > 0")
   float_type = models.float_dtype(jax.tree_util.tree_leaves(params)[0].dtype if dtype is None else dtype,
                                   f"train_batch({label or model.config.label()})")
+  max_runs = training_run_chunk(model, stage, float_type, memory_limit_bytes)
   call = functools.partial(_train_call, model, stage, float_type=float_type, padding_run_steps=padding_run_steps,
-                           return_state=return_state)
-  groups = budget_groups(steps, padding_run_steps=padding_run_steps)
+                           return_state=return_state, max_runs=max_runs)
+  groups = memory_groups(budget_groups(steps, padding_run_steps=padding_run_steps), max_runs)
   if len(groups) == 1:
     return call(params, data, peaks, steps, host_keys(keys), opt_state, progress, label)
   return _train_in_groups(call, groups, params, data, peaks, steps, host_keys(keys), opt_state, progress, label)
@@ -508,11 +512,14 @@ def _train_in_groups(call, groups, params, data, peaks, steps, keys, opt_state, 
 
 
 def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progress, label, *, float_type,
-                padding_run_steps, return_state):
-  """train_batch's work for one call of checked inputs (host data, peaks, steps and keys with one row per run)."""
+                padding_run_steps, return_state, max_runs=None):
+  """train_batch's work for one call of checked inputs (host data, peaks, steps and keys with one row per run);
+  padding never takes the call above `max_runs` runs (training_run_chunk)."""
   runs = steps.shape[0]
   total = int(steps.max()) if runs else 0
   padded = run_bucket(runs, total, padding_run_steps=padding_run_steps)
+  if max_runs is not None:
+    padded = max(runs, min(padded, max_runs))
   params = _cast_params(params, float_type, runs, padded)
   pad = functools.partial(_pad_rows, size=padded)
   start_state = (optimizer_state(stage.optimizer, params) if opt_state is None
@@ -533,6 +540,118 @@ def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progr
   if return_state:
     return _unpad(params, runs, padded), losses, _unpad(opt_state, runs, padded)
   return _unpad(params, runs, padded), losses
+
+
+TRAINING_MEMORY_LIMIT_BYTES = 2**30
+"""On a CPU, the estimated working set (training_bytes) one training call may hold; runs beyond it are trained in
+further calls of the same program. At the paper scale the second stage of `elasticity simulate model-size` trained
+320 runs of a 4-layer width-64 transformer in one call and held 7.4 GB resident on the CPU (estimate: 6.2 GB)."""
+PARAMETER_COPIES = 10
+"""Copies of a run's parameters a training call holds: parameters, Adam's two moments, their updated versions (the
+segment's outputs), gradient and update, plus a margin; the bound of training_bytes."""
+
+
+def training_floats_per_response(model: Model) -> int:
+  """Estimated floats one run keeps per response of a training step for its backward pass (an upper bound).
+
+  The forward pass of a transformer reuses its buffers across blocks, the backward pass keeps every block's
+  activations: a per-block term times the layers. Fitted to XLA's own accounting of the compiled training segment
+  (jax 0.10, CPU; tests/toy_models/test_training_memory.py): 27-34 floats per token, width and layer at mlp_ratio
+  4, against the bound's 32 + 4 heads T / width. The tabular and n-gram models kept up to 2.3 times
+  metrics.activation_floats_per_response per response of a DPO step; the bound is 3 times.
+
+  References:
+    Chen et al., "Training Deep Nets with Sublinear Memory Cost", arXiv:1604.06174, 2016 (activations kept for the
+    backward pass); XLA's compiled-program memory analysis (jax.stages.Compiled.memory_analysis).
+  """
+  config = model.config
+  if config.kind != "transformer":
+    return 3 * metrics.activation_floats_per_response(model)
+  tokens = model.depth
+  block = config.width * (6 * config.mlp_ratio + 8) + 4 * config.heads * tokens
+  return tokens * (config.layers * block + config.width + 16)
+
+
+def training_bytes(model: Model, stage: StageConfig, runs: int, float_type=np.float64) -> int:
+  """Estimated bytes of one training call of `runs` runs of `stage` in `float_type` (an upper bound).
+
+  Per run: the activations of the responses one step differentiates (the minibatch, twice for DPO's pairs; under
+  the expected gradient every response, in chunks of EXACT_GRADIENT_CHUNK for SFT, plus DPO's pair matrix),
+  PARAMETER_COPIES copies of the parameters and the run's leaf arrays (one for SFT, three for DPO); once: the
+  responses' int32 tokens.
+
+  Args:
+    model: the model.
+    stage: the stage (objective, gradient, batch_size).
+    runs: runs of the call (after padding).
+    float_type: the training float type (float64 or float32).
+
+  Returns:
+    The estimate in bytes.
+
+  References:
+    XLA's compiled-program memory analysis (jax.stages.Compiled.memory_analysis), which this bounds.
+  """
+  responses = token_tree.n_leaves(model.depth)
+  if stage.gradient == "minibatch":
+    differentiated, pairs = stage.batch_size * (2 if stage.objective == "dpo" else 1), 0
+  elif stage.objective == "dpo":
+    differentiated, pairs = responses, 3 * responses**2
+  else:
+    differentiated, pairs = min(responses, EXACT_GRADIENT_CHUNK), 0
+  arrays = responses * (3 if stage.objective == "dpo" else 1)
+  per_run = (differentiated * training_floats_per_response(model) + pairs + PARAMETER_COPIES * model.parameter_count()
+             + arrays)
+  return np.dtype(float_type).itemsize * runs * per_run + 4 * responses * model.depth
+
+
+def training_memory_limit() -> int | None:
+  """The default working-set bound of a training call: TRAINING_MEMORY_LIMIT_BYTES on a CPU; on an accelerator
+  half of the device memory JAX reports (memory_stats' bytes_limit), or None (no bound) where it reports none.
+
+  References:
+    JAX documentation, jax.Device.memory_stats.
+  """
+  device = jax.devices()[0]
+  if device.platform == "cpu":
+    return TRAINING_MEMORY_LIMIT_BYTES
+  stats = device.memory_stats() or {}
+  return stats["bytes_limit"] // 2 if stats.get("bytes_limit") else None
+
+
+def training_run_chunk(model: Model, stage: StageConfig, float_type=np.float64,
+                       memory_limit_bytes: int | None = None) -> int | None:
+  """The most runs one training call may hold within `memory_limit_bytes` (training_bytes), or None (no bound).
+
+  Args:
+    model: the model.
+    stage: the stage.
+    float_type: the training float type.
+    memory_limit_bytes: the bound (None: training_memory_limit()).
+
+  Returns:
+    The run count (>= 1), or None when there is no bound; a one-line ValueError when one run does not fit.
+  """
+  limit = training_memory_limit() if memory_limit_bytes is None else memory_limit_bytes
+  if limit is None:
+    return None
+  one = training_bytes(model, stage, 1, float_type)
+  if one > limit:
+    raise ValueError(f"training one run of {model.config.label()} at depth {model.depth} ({stage.objective}, "
+                     f"{stage.gradient} gradient, batch {stage.batch_size}) needs an estimated "
+                     f"{metrics.memory_size(one)}, above the training memory limit {metrics.memory_size(limit)}; "
+                     "allowed: a smaller model, depth or batch_size, or a larger memory_limit_bytes")
+  tokens = training_bytes(model, stage, 0, float_type)
+  return max(1, (limit - tokens) // (one - tokens))
+
+
+def memory_groups(groups: list[np.ndarray], max_runs: int | None) -> list[np.ndarray]:
+  """`groups` (index arrays, e.g. budget_groups') split so that no call holds more than `max_runs` runs: a group of
+  n runs becomes ceil(n / max_runs) calls of nearly equal size (one compiled program for all), in order."""
+  if max_runs is None:
+    return list(groups)
+  return [part for group in groups for part in np.array_split(group, -(-group.size // max_runs)) if part.size] or (
+      list(groups))
 
 
 def objective_run_chunk(model: Model, stage: StageConfig, runs: int,

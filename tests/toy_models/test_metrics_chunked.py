@@ -120,7 +120,7 @@ def test_an_evaluation_that_would_not_fit_is_refused_before_allocating():
     metrics.leaf_log2_probs(model, shapes)
   assert "\n" not in str(error.value)
   tabular = build_model(CONFIGS["tabular"], DEPTH)
-  one = metrics._size(metrics.evaluation_bytes(tabular, 1, 1))  # the need of one run and one response
+  one = metrics.memory_size(metrics.evaluation_bytes(tabular, 1, 1))  # the need of one run and one response
   with pytest.raises(ValueError, match=rf"needs an estimated {one}, above memory_limit_bytes=1000 bytes") as error:
     metrics.leaf_log2_probs(tabular, random_params(CONFIGS["tabular"], 1), memory_limit_bytes=1000)
   assert "\n" not in str(error.value)

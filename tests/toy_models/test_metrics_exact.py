@@ -206,7 +206,7 @@ def test_chunks_halve_responses_first_then_runs_then_responses():
 @pytest.mark.parametrize("n_bytes, text", [(1000, "1000 bytes"), (2048, "2 KiB"), (1536 * 2**20, "1.5 GiB"),
                                            (3 * 2**20, "3 MiB"), (2**30, "1 GiB"), (1023.9, "1023 bytes")])
 def test_sizes_are_written_in_binary_units(n_bytes, text):
-  assert metrics._size(n_bytes) == text
+  assert metrics.memory_size(n_bytes) == text
 
 
 def test_result_limit_is_inclusive_and_zero_runs_give_an_empty_result():
