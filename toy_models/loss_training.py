@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toy_models import compilation, devices, models, training
+from toy_models import compilation, devices, metrics, models, training
 from toy_models.models import Model
 from toy_models.stage_config import OPTIMIZERS, SCHEDULES, StageConfig
 
@@ -88,7 +88,8 @@ def _leading(name: str, tree, runs: int) -> None:
 def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, *, keys, learning_rates,
                     optimizer: str = "adam", schedule: str = "constant", warmup_fraction: float = 0.05,
                     reanchor: Callable | None = None, dtype: str | None = None, progress=None, label: str = "",
-                    padding_run_steps: int | None = None, padded_runs: int | None = None) -> tuple[dict, np.ndarray]:
+                    padding_run_steps: int | None = None, padded_runs: int | None = None,
+                    memory_limit_bytes: int | None = None) -> tuple[dict, np.ndarray]:
   """Trains a batch of runs on `loss_fn`, each for its own number of steps; returns final params and last losses.
 
   Each step of run r computes g = grad loss_fn(params_r, data_r, fold_in(key_r, step)) (plus anchor and step, see
@@ -121,6 +122,10 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
     padding_run_steps: run-steps padded runs may cost (training.run_bucket; None: the backend's default).
     padded_runs: compile for exactly this many runs (>= the run count) instead of training.run_bucket's choice, so
       that calls of different run counts share one program (padded runs take 0 steps but ride along each step).
+    memory_limit_bytes: the most a call may hold by XLA's own accounting of the compiled loop (arguments, outputs
+      and temporaries, jax.stages.Compiled.memory_analysis); a batch above it is trained in several calls of one
+      program, each run's result unchanged up to rounding (None: training.training_memory_limit(), 1 GiB on a
+      CPU). A one-line ValueError when a single run does not fit.
 
   Returns:
     (params, losses): trained parameters (leading run axis) and each run's loss at its last step as float64 numpy
@@ -159,22 +164,73 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
     if isinstance(padded_runs, bool) or not isinstance(padded_runs, int) or padded_runs < runs:
       raise ValueError(f"padded_runs={padded_runs!r} is not allowed; allowed: an integer >= {runs} (the runs)")
     padded = padded_runs
+  fn = _compiled(loss_fn, optimizer, schedule, float(warmup_fraction), reanchor, compilation.training_options())
+  call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label, progress=progress)
+  training_call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label)
+  host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
+  limit = training.training_memory_limit() if memory_limit_bytes is None else memory_limit_bytes
+  max_runs = None if limit is None or not total else _runs_within(call, host_params, data, peaks, steps, keys,
+                                                                   padded, limit, label or model.config.label())
+  if max_runs is None or padded <= max_runs:
+    return call(host_params, data, peaks, steps, keys, padded)
+  groups = np.array_split(np.arange(runs), -(-runs // max_runs))
+  size = max(group.size for group in groups)  # every call padded to the largest group: one program
+
+  def rows(tree, group):
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[group], tree)
+
+  budgets = [int(steps[group].max()) for group in groups]
+  outputs = []
+  for group, offset in zip(groups, np.cumsum([0] + budgets[:-1]), strict=True):
+    shown = None if progress is None else functools.partial(_shifted, progress, int(offset), sum(budgets))
+    outputs.append(training_call(rows(host_params, group), rows(data, group), peaks[group], steps[group], keys[group],
+                                 size, progress=shown))
+  merged = jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *[_host(out[0]) for out in outputs])
+  return devices.place_runs(merged), np.concatenate([out[1] for out in outputs])
+
+
+def _runs_within(call, params, data, peaks, steps, keys, padded: int, limit: int, label: str) -> int:
+  """The most runs one call of the compiled loop holds within `limit` bytes by XLA's accounting of the program for
+  `padded` runs (its arguments, outputs and temporaries over the runs; shared parts counted per run, so that the
+  bound errs high); no bound (a large number) where the backend reports no memory analysis."""
+  analysis = call(params, data, peaks, steps, keys, padded, analyse=True)
+  if analysis is None:
+    return padded
+  used = analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes
+  per_run = used / padded
+  if per_run > limit:
+    raise ValueError(f"training one run of {label} needs {metrics.memory_size(per_run)} by XLA's accounting, above "
+                     f"the training memory limit {metrics.memory_size(limit)}; allowed: a smaller model, depth or "
+                     "batch, or a larger memory_limit_bytes")
+  return max(1, int(limit // per_run))
+
+
+def _shifted(progress, offset: int, grand_total: int, step: int, total: int, label: str) -> None:
+  """progress(offset + step, grand_total, label): one call's progress within several calls one after another."""
+  progress(offset + step, grand_total, label)
+
+
+def _train_call(fn, float_type, optimizer, reanchor, label, params, data, peaks, steps, keys, padded: int, *,
+                progress=None, analyse: bool = False):
+  """train_with_loss's work for one call of checked host inputs (one row per run), padded to `padded` runs; with
+  `analyse`, only the compiled loop's memory analysis (None where the backend gives none)."""
+  runs, total = steps.shape[0], int(steps.max())
   pad = functools.partial(_pad_rows, size=padded)
 
   def cast(x):
     x = np.asarray(x)
     return pad(x.astype(float_type) if np.issubdtype(x.dtype, np.floating) else x)
 
-  host_params = jax.tree_util.tree_map(cast, _host(params))
-  data = jax.tree_util.tree_map(cast, _host(batch_data))
+  host_params = jax.tree_util.tree_map(cast, params)
+  data = jax.tree_util.tree_map(cast, data)
   anchor = host_params if reanchor is not None else None  # no anchor carried when nothing uses it
   state = training.optimizer_state(optimizer, host_params)
   inputs = ((host_params, state, anchor, np.full(padded, np.nan, float_type)),
-            data, pad(peaks.astype(float_type)), np.concatenate([steps, np.zeros(padded - runs, np.int32)]),
-            pad(training.host_keys(keys)))
+            data, pad(peaks.astype(float_type)), np.concatenate([steps, np.zeros(padded - runs, np.int32)]), pad(keys))
   carry, data_d, peaks_d, steps_d, keys_d = devices.place_runs(inputs)
-  fn = _compiled(loss_fn, optimizer, schedule, float(warmup_fraction), reanchor, compilation.training_options())
   bounds = np.unique(np.linspace(0, total, min(training.SEGMENTS, max(total, 1)) + 1).astype(np.int32))
+  if analyse:
+    return fn.lower(carry, data_d, peaks_d, steps_d, keys_d, bounds[0], bounds[1]).compile().memory_analysis()
   for start, stop in zip(bounds[:-1], bounds[1:], strict=True) if total else ():
     carry = fn(carry, data_d, peaks_d, steps_d, keys_d, start, stop)
     if progress is not None:

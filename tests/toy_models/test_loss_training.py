@@ -166,3 +166,33 @@ def test_bad_inputs_give_one_line_errors(changes, message):
     loss_training.train_with_loss(TABULAR, loss_fn, {"w": np.zeros((2, 2))}, arguments.pop("batch_data"),
                                   arguments.pop("steps"), **arguments)
   assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("reanchor", [None, every_third])
+def test_runs_beyond_the_memory_bound_train_in_calls_of_one_program_and_equal_one_call(reanchor):
+  """11 runs whose loop (padded to 16) XLA accounts at 16 x b bytes, under a bound of 4 b: calls of 4, 4 and 3 runs,
+  all padded to 4, each run as in one call; a bound below one run is a one-line error."""
+  loss = proximal_loss if reanchor is not None else keyed_loss
+  runs = 11
+  params = {"w": np.random.default_rng(1).normal(size=(runs, 5))}
+  data = np.random.default_rng(2).normal(size=(runs, 5))
+  keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(runs)])
+  steps, rates = np.array([7] * 10 + [3]), np.full(runs, 0.1)
+  common = dict(keys=keys, learning_rates=rates, optimizer="adam", reanchor=reanchor)
+  whole, whole_losses = loss_training.train_with_loss(TABULAR, loss, params, data, steps, memory_limit_bytes=10**12,
+                                                      **common)
+  fn = loss_training._compiled(loss, "adam", "constant", 0.05, reanchor, loss_training.compilation.training_options())
+  analysis = loss_training._train_call(fn, np.dtype(np.float64), "adam", reanchor, "", params, data, rates,
+                                       steps.astype(np.int32), keys, 16, analyse=True)
+  per_run = (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes) / 16
+  seen = []
+  with loss_training.compilation.count_compilations() as stats:
+    parts, part_losses = loss_training.train_with_loss(
+        TABULAR, loss, params, data, steps, memory_limit_bytes=int(4.5 * per_run),
+        progress=lambda done, total, label: seen.append((done, total)), **common)
+  np.testing.assert_allclose(np.asarray(parts["w"]), np.asarray(whole["w"]), rtol=1e-12, atol=1e-14)
+  np.testing.assert_allclose(part_losses, whole_losses, rtol=1e-12)
+  assert seen[-1] == (21, 21) and [done for done, _ in seen] == sorted(done for done, _ in seen)  # 3 calls of 7
+  assert stats.names.count("jit(_segment)") == 1  # the calls of 4, 4 and 3 runs share the program for 4
+  with pytest.raises(ValueError, match=r"^training one run of .* above the training memory limit [^\n]*$"):
+    loss_training.train_with_loss(TABULAR, loss, params, data, steps, memory_limit_bytes=int(per_run / 2), **common)
