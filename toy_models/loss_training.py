@@ -205,6 +205,26 @@ def _runs_within(call, params, data, peaks, steps, keys, padded: int, limit: int
   return max(1, int(limit // per_run))
 
 
+def _memory_analysis(fn, float_type, optimizer, reanchor, params, data, keys, padded: int):
+  """XLA's memory analysis of the loop compiled for `padded` runs of these inputs, from their shapes alone (nothing
+  is allocated; on one device the program is the one the call then runs, not another). None where the backend
+  gives none."""
+  def spec(x):
+    x = np.asarray(x)
+    dtype = float_type if np.issubdtype(x.dtype, np.floating) else x.dtype
+    return jax.ShapeDtypeStruct((padded,) + x.shape[1:], dtype)
+
+  leaves, treedef = jax.tree_util.tree_flatten(jax.tree_util.tree_map(spec, params))
+  param_specs = jax.tree_util.tree_unflatten(treedef, leaves)
+  state = training._optimizer_state_shapes(optimizer, treedef, tuple((leaf.shape, leaf.dtype) for leaf in leaves))
+  row = jax.ShapeDtypeStruct((padded,), float_type)
+  carry = (param_specs, state, param_specs if reanchor is not None else None, row)
+  bound = jax.ShapeDtypeStruct((), np.int32)
+  lowered = fn.lower(carry, jax.tree_util.tree_map(spec, data), row, jax.ShapeDtypeStruct((padded,), np.int32),
+                     spec(keys), bound, bound)
+  return lowered.compile().memory_analysis()
+
+
 def _shifted(progress, offset: int, grand_total: int, step: int, total: int, label: str) -> None:
   """progress(offset + step, grand_total, label): one call's progress within several calls one after another."""
   progress(offset + step, grand_total, label)
@@ -215,6 +235,8 @@ def _train_call(fn, float_type, optimizer, reanchor, label, params, data, peaks,
   """train_with_loss's work for one call of checked host inputs (one row per run), padded to `padded` runs; with
   `analyse`, only the compiled loop's memory analysis (None where the backend gives none)."""
   runs, total = steps.shape[0], int(steps.max())
+  if analyse:
+    return _memory_analysis(fn, float_type, optimizer, reanchor, params, data, keys, padded)
   pad = functools.partial(_pad_rows, size=padded)
 
   def cast(x):
@@ -229,8 +251,6 @@ def _train_call(fn, float_type, optimizer, reanchor, label, params, data, peaks,
             data, pad(peaks.astype(float_type)), np.concatenate([steps, np.zeros(padded - runs, np.int32)]), pad(keys))
   carry, data_d, peaks_d, steps_d, keys_d = devices.place_runs(inputs)
   bounds = np.unique(np.linspace(0, total, min(training.SEGMENTS, max(total, 1)) + 1).astype(np.int32))
-  if analyse:
-    return fn.lower(carry, data_d, peaks_d, steps_d, keys_d, bounds[0], bounds[1]).compile().memory_analysis()
   for start, stop in zip(bounds[:-1], bounds[1:], strict=True) if total else ():
     carry = fn(carry, data_d, peaks_d, steps_d, keys_d, start, stop)
     if progress is not None:

@@ -567,9 +567,26 @@ def corrector_loss(depth: int, batch_size: int):
 
 
 @functools.lru_cache(maxsize=4)
-def _corrector_matrices(depth: int):
+def _batched_corrector_log_probs(depth: int):
   del depth
   return jax.jit(jax.vmap(lambda table: corrector.corrector_log_probs({"logits": table})))
+
+
+def corrector_matrices(depth: int, logits) -> np.ndarray:
+  """corrector.corrector_log_probs of every run's table (leading run axis), in nats: (runs, n, n).
+
+  A chunk of runs at a time within metrics.MEMORY_LIMIT_BYTES (metrics.evaluation_bytes of the tabular model, once
+  per input row); the last chunk repeats the last run, so that every chunk runs one program. At the paper scale
+  (depth 8, 400 attacked correctors) all runs at once had reached 10.6 GB resident on a CPU.
+  """
+  logits = np.asarray(logits)
+  runs, n = logits.shape[0], token_tree.n_leaves(depth)
+  per_run = n * metrics.evaluation_bytes(build_model(ModelConfig(kind="tabular"), depth), 1, n)
+  chunk = int(max(1, min(runs, metrics.MEMORY_LIMIT_BYTES // per_run)))
+  batched = _batched_corrector_log_probs(depth)
+  parts = [np.asarray(batched(logits[np.minimum(np.arange(start, start + chunk), runs - 1)]))
+           for start in range(0, runs, chunk)]
+  return np.concatenate(parts)[:runs]
 
 
 def train_corrector(config: MitigationsConfig, params, pairs: np.ndarray, steps: np.ndarray, stage, keys, progress,
@@ -611,7 +628,7 @@ def run_corrector(config: MitigationsConfig, model: Model, data: dict, pretraine
   correction_steps = np.full(levels * seeds, stage.steps_for(config.corrector_corrections))
   trained = train_corrector(config, warm, data["corrections"][rows], correction_steps, stage,
                             run_keys(config, "corrector-correct")[rows], progress, "corrector: correction pairs")
-  matrices = np.asarray(_corrector_matrices(config.depth)(trained["logits"])).reshape(levels, seeds, n, n)
+  matrices = corrector_matrices(config.depth, trained["logits"]).reshape(levels, seeds, n, n)
 
   # The corrector attack: copy pairs of the attack's negatives, one run per (level, seed, n2 > 0).
   sizes = config.attack_sizes
@@ -623,8 +640,8 @@ def run_corrector(config: MitigationsConfig, model: Model, data: dict, pretraine
       config, _rows(host, [level * seeds + seed for level, seed, _ in attack_rows]), attack_pairs,
       np.array([config.corrector_attack.steps_for(sizes[i]) for *_, i in attack_rows]), config.corrector_attack,
       np.stack([attack_keys[seed * len(sizes) + i] for _, seed, i in attack_rows]), progress, "corrector attack")
-  attacked_matrices = np.asarray(_corrector_matrices(config.depth)(attacked["logits"])).reshape(
-      levels, seeds, len(sizes) - 1, n, n)
+  attacked_matrices = corrector_matrices(config.depth, attacked["logits"]).reshape(levels, seeds, len(sizes) - 1, n,
+                                                                                  n)
 
   # The base attacks (the baseline's attacks applied to the frozen base).
   base_curves = corrector_base_curves(config)

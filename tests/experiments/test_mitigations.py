@@ -275,6 +275,18 @@ def test_corrector_minibatch_loss_matches_the_full_conditional_matrix():
   assert float(value) == pytest.approx(expected, rel=1e-12)
 
 
+def test_corrector_matrices_in_chunks_of_runs_equal_each_run_alone(monkeypatch):
+  depth, runs = 3, 5
+  tables = np.stack([np.asarray(corrector.init_corrector(jax.random.PRNGKey(i), depth, 1.5, jnp.float64)["logits"])
+                     for i in range(runs)])
+  alone = np.stack([np.asarray(corrector.corrector_log_probs({"logits": jnp.asarray(t)})) for t in tables])
+  per_run = token_tree.n_leaves(depth) * run.metrics.evaluation_bytes(
+      run.build_model(run.ModelConfig(kind="tabular"), depth), 1, token_tree.n_leaves(depth))
+  for limit in (10**12, 2 * per_run, 1):  # one call; chunks of 2 (the last repeats run 4); chunks of 1
+    monkeypatch.setattr(run.metrics, "MEMORY_LIMIT_BYTES", limit)
+    np.testing.assert_allclose(run.corrector_matrices(depth, tables), alone, rtol=1e-13, atol=1e-13)
+
+
 def test_elasticity_correlation_recomputed(tiny):
   config, result, reader = tiny
   e = result["elasticity"]

@@ -179,8 +179,10 @@ def test_runs_beyond_the_memory_bound_train_in_calls_of_one_program_and_equal_on
   keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(runs)])
   steps, rates = np.array([7] * 10 + [3]), np.full(runs, 0.1)
   common = dict(keys=keys, learning_rates=rates, optimizer="adam", reanchor=reanchor)
-  whole, whole_losses = loss_training.train_with_loss(TABULAR, loss, params, data, steps, memory_limit_bytes=10**12,
-                                                      **common)
+  with loss_training.compilation.count_compilations() as analysed:
+    whole, whole_losses = loss_training.train_with_loss(TABULAR, loss, params, data, steps,
+                                                        memory_limit_bytes=10**12, **common)
+  assert analysed.names.count("jit(_segment)") == 1  # the program analysed (from shapes) is the one that ran
   fn = loss_training._compiled(loss, "adam", "constant", 0.05, reanchor, loss_training.compilation.training_options())
   analysis = loss_training._train_call(fn, np.dtype(np.float64), "adam", reanchor, "", params, data, rates,
                                        steps.astype(np.int32), keys, 16, analyse=True)
