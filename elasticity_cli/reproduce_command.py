@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--only", default="", help="comma-separated experiments to run (default: all)")
   parser.add_argument("--compile", choices=runner.COMPILE_CHOICES, default="auto", help=runner.COMPILE_HELP)
   parser.add_argument("--jobs", type=int, default=None, help="experiments run at once, each in its own process "
-                      "(default: one per CPU core up to 4 on a CPU, 1 with an accelerator)")
+                      "(default: one per CPU core up to 4 on a CPU, 1 with an accelerator or at the paper "
+                      "scale)")
   parser.add_argument("--publish", action="store_true", help="write the published results: figures/, figures/data/ "
                       "(runs resumed there) and the README's generated blocks (default scale only)")
 

@@ -134,13 +134,16 @@ def run_experiment(reproduce: ReproduceConfig, experiment, show_progress: bool |
   return Outcome(experiment, config, summary, run_dir, files, reused, time.perf_counter() - start)
 
 
-def default_jobs() -> int:
-  """Experiments run at once by default: one per CPU core up to MAX_DEFAULT_JOBS on a CPU backend, one otherwise.
+def default_jobs(scale: str | None = None) -> int:
+  """Experiments run at once by default: one per CPU core up to MAX_DEFAULT_JOBS on a CPU backend, one otherwise,
+  and one at the paper scale.
 
   On a CPU most of a quick run is XLA compilation, which uses one core per program, and small training steps,
   which use the cores poorly; separate processes keep every core busy. An accelerator is shared by one process.
+  At the paper scale one experiment's process holds up to about 3 GB on a CPU (docs/USAGE.md, "Memory"): one at a
+  time keeps the command within 4 GB.
   """
-  if jax.default_backend() != "cpu":
+  if jax.default_backend() != "cpu" or scale == "paper":
     return 1
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
   return max(1, min(cores, MAX_DEFAULT_JOBS))
@@ -233,7 +236,7 @@ def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable
   """
   steps = len(experiments) if steps is None else steps
   index = {e.name: first_step + i for i, e in enumerate(experiments)}
-  jobs = min(reproduce.jobs or default_jobs(), len(experiments))
+  jobs = min(reproduce.jobs or default_jobs(reproduce.scale), len(experiments))
   if jobs <= 1:
     if alongside is not None:
       alongside()

@@ -52,7 +52,7 @@ def test_the_longest_expected_experiment_starts_first(tmp_path):
   for experiment in registry.EXPERIMENTS.values():  # every experiment says how long its first runs take
     assert all((experiment.expected_seconds(scale) or 0) > 0
                for scale in (("tiny", "quick") if experiment.in_reproduce else ("tiny",))), experiment.name
-  assert pipeline.default_jobs() >= 1
+  assert pipeline.default_jobs() >= 1 and pipeline.default_jobs("paper") == 1  # paper: one process's memory at once
 
 
 def test_a_worker_error_keeps_the_worker_traceback(tmp_path):
