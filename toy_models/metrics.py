@@ -66,7 +66,8 @@ def evaluation_bytes(model: Model, runs: int, responses: int) -> int:
   return FLOAT64_BYTES * floats + 4 * responses * model.depth
 
 
-def _power_of_two_at_least(value: int) -> int:
+def power_of_two_at_least(value: int) -> int:
+  """The smallest power of two >= `value` (1 for values <= 1): the chunk and bucket sizes that share programs."""
   return 1 << max(int(value) - 1, 0).bit_length()
 
 
@@ -87,7 +88,7 @@ def evaluation_chunks(model: Model, runs: int, *, memory_limit_bytes: int = MEMO
   References:
     XLA's compiled-program memory analysis (jax.stages.Compiled.memory_analysis), which evaluation_bytes bounds.
   """
-  run_chunk = min(_power_of_two_at_least(runs), MAX_RUNS_PER_CHUNK)
+  run_chunk = min(power_of_two_at_least(runs), MAX_RUNS_PER_CHUNK)
   response_chunk = 2**model.depth
   while evaluation_bytes(model, run_chunk, response_chunk) > memory_limit_bytes:
     if response_chunk > MIN_RESPONSES_PER_CHUNK or (run_chunk == 1 and response_chunk > 1):

@@ -115,7 +115,7 @@ def run_bucket(runs: int, steps: int, *, padding_run_steps: int | None = None) -
     return max(runs, 1) if runs else 0
   if padding_run_steps is None:
     padding_run_steps = default_padding_run_steps()
-  power = 1 << (runs - 1).bit_length()
+  power = metrics.power_of_two_at_least(runs)
   multiple = -(-runs // 8) * 8
   for bucket in sorted({power, multiple, runs}, reverse=True):
     if padding_run_steps is None or (bucket - runs) * max(int(steps), 1) <= padding_run_steps:
@@ -671,7 +671,7 @@ def objective_run_chunk(model: Model, stage: StageConfig, runs: int,
 
   if working_set(runs) <= memory_limit_bytes:
     return max(runs, 1)
-  chunk = 1 << max(runs - 1, 0).bit_length()
+  chunk = metrics.power_of_two_at_least(runs)
   while chunk > 1 and working_set(chunk) > memory_limit_bytes:
     chunk //= 2
   return chunk

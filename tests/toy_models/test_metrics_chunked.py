@@ -136,3 +136,8 @@ def test_kl_ignores_responses_neither_model_produces():
   reference = np.array([[-2.0, -0.415037499278844, -np.inf]])
   q, r = np.exp2(log2q[0, :2]), np.exp2(reference[0, :2])
   np.testing.assert_allclose(metrics.kl_nats(log2q, reference), [np.sum(q * np.log(q / r))], rtol=1e-12)
+
+
+def test_power_of_two_at_least():
+  assert [metrics.power_of_two_at_least(v) for v in (-3, 0, 1, 2, 3, 4, 5, 8, 9, 1023, 1025)] == [
+      1, 1, 1, 2, 4, 4, 8, 8, 16, 1024, 2048]
