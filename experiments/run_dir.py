@@ -12,6 +12,7 @@ import os
 import pathlib
 
 from experiments import config_io, paths, records
+from toy_models import host_memory
 
 LOCK_NAME = ".lock"
 OWN_FILES = ("config.json", "summary.json", "units/*.json", "units/*.npz", "checkpoints/*.npz")
@@ -158,7 +159,8 @@ def saved_experiment(path: str | os.PathLike) -> tuple[str, dict]:
 
 def run_units(run_dir: RunDir, todo: list, run_unit, progress=None) -> RunDir:
   """Runs run_unit(unit, steps_progress) -> (summary, arrays) for every unit of `todo` not yet saved in `run_dir`,
-  saving each as soon as it finishes (an interrupted run loses no finished unit); returns run_dir.
+  saving each as soon as it finishes (an interrupted run loses no finished unit), and returning the memory it freed
+  to the operating system before the next (toy_models.host_memory); returns run_dir.
 
   `progress` is an optional object with unit_started(unit, index, total), steps(done, total, label) and
   unit_finished(unit, skipped) methods (experiments.progress.UnitProgress); units need a `name`.
@@ -172,6 +174,8 @@ def run_units(run_dir: RunDir, todo: list, run_unit, progress=None) -> RunDir:
       progress.unit_started(unit, index, len(todo))
     summary, arrays = run_unit(unit, None if progress is None else progress.steps)
     run_dir.save(unit.name, summary, arrays)
+    del summary, arrays
+    host_memory.release_freed_memory()  # the unit's freed arrays go back to the system before the next unit
     if progress is not None:
       progress.unit_finished(unit, skipped=False)
   return run_dir

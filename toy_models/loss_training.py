@@ -185,8 +185,10 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
     shown = None if progress is None else functools.partial(_shifted, progress, int(offset), sum(budgets))
     outputs.append(training_call(rows(host_params, group), rows(data, group), peaks[group], steps[group], keys[group],
                                  size, progress=shown))
-  merged = jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *[_host(out[0]) for out in outputs])
-  return devices.place_runs(merged), np.concatenate([out[1] for out in outputs])
+  losses = np.concatenate([out[1] for out in outputs])
+  trained = [out[0] for out in outputs]
+  del outputs  # the parts are joined on the device: one more copy of the runs at most, none through the host
+  return devices.place_runs(jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts), *trained)), losses
 
 
 def _runs_within(call, params, data, peaks, steps, keys, padded: int, limit: int, label: str) -> int:
