@@ -23,7 +23,7 @@ from experiments.run_dir import RunDir
 from experiments.sequential.config import CONDITIONS, PRETRAIN_GROUPS, ModelPlan, SequentialConfig, pretrain_group
 from theory import seeding, token_tree
 from theory.conventions import ALIGN, PERTURB, PRETRAIN
-from toy_models import datasets, implicit_elasticity, instantaneous_elasticity, metrics, training
+from toy_models import datasets, implicit_elasticity, instantaneous_elasticity, metrics, run_chunks, training
 from toy_models.models import Model, build_model
 
 STAGES = ("pretrain", "align", "finetune")
@@ -147,7 +147,9 @@ def _run_joint(config: SequentialConfig, unit: Unit, data: dict, progress) -> tu
                                             keys=init_keys, learning_rates=rates, opt_state=state, return_state=True,
                                             progress=progress, label=f"{unit.name} Adam to {stop}")
     done = stop
-    points.append(_joint_point(implicit(params, jnp.asarray(probs), jnp.asarray(sizes))))
+    points.append(_joint_point(run_chunks.call_in_run_chunks(
+        implicit, params, jnp.asarray(probs), jnp.asarray(sizes), memory_limit_bytes=training.training_memory_limit(),
+        label=f"the implicit elasticity of {model.config.label()}")))
     log2q.append(metrics.leaf_log2_probs(model, params))
   converge = implicit_elasticity.ConvergeConfig(adam_steps=0, newton_steps=plan.newton_steps,
                                                 cg_iterations=plan.cg_iterations)

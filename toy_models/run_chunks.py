@@ -1,0 +1,63 @@
+"""Calling a program vmapped over runs within a memory bound: XLA's own accounting decides how many runs fit a call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from toy_models import metrics
+
+
+def _spec(x) -> jax.ShapeDtypeStruct:
+  return jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x))
+
+
+def program_bytes(fn: Callable, *args) -> int | None:
+  """Arguments + outputs + temporaries of jitted `fn` compiled for `args`, by XLA's memory analysis (None where the
+  backend gives none). Lowered from shapes alone: nothing is allocated, and on one device the program compiled is
+  the one a call with these arguments then runs (no second compile).
+
+  References:
+    JAX documentation, "Ahead-of-time lowering and compilation" (jax.stages.Compiled.memory_analysis).
+  """
+  analysis = fn.lower(*jax.tree_util.tree_map(_spec, args)).compile().memory_analysis()
+  if analysis is None:
+    return None
+  return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
+
+
+def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, label: str = "the program"):
+  """fn(*args) for jitted `fn` vmapped over the leading (runs) axis of every argument and output, in calls of at most
+  as many runs as fit `memory_limit_bytes` by XLA's accounting; None: one call.
+
+  Over the bound, the runs are split into ceil(runs / fit) calls of equal size (the last one padded by repeating
+  the last run), so that every call runs one more program at most; the outputs are joined in order. A run's
+  result does not depend on the call it is computed in (up to the rounding of kernels for another run count).
+
+  Args:
+    fn: a jitted function of `args`, each a pytree of arrays with a leading runs axis.
+    *args: the arguments.
+    memory_limit_bytes: the bound (e.g. toy_models.training.training_memory_limit()), or None.
+    label: what a one-line error names when a single run does not fit.
+
+  Returns:
+    What fn(*args) returns (leading runs axis), as device arrays.
+  """
+  runs = int(np.shape(jax.tree_util.tree_leaves(args)[0])[0])
+  used = program_bytes(fn, *args) if memory_limit_bytes is not None and runs else None
+  if used is None or used <= memory_limit_bytes:
+    return fn(*args)
+  per_run = used / runs
+  if per_run > memory_limit_bytes:
+    raise ValueError(f"one run of {label} needs {metrics.memory_size(per_run)} by XLA's accounting, above the "
+                     f"memory limit {metrics.memory_size(memory_limit_bytes)}; allowed: a smaller model or depth, or "
+                     "a larger memory limit")
+  calls = -(-runs // max(1, int(memory_limit_bytes // per_run)))
+  size = -(-runs // calls)
+  host = jax.tree_util.tree_map(np.asarray, jax.device_get(args))
+  parts = [fn(*jax.tree_util.tree_map(lambda x, s=start: x[np.minimum(np.arange(s, s + size), runs - 1)], host))
+           for start in range(0, runs, size)]
+  joined = jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs])[:runs], *parts)
+  return jax.device_put(joined)  # joined on the host: no program per output leaf
