@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toy_models import compilation, devices, metrics, models, training
+from toy_models import compilation, devices, host_memory, metrics, models, training
 from toy_models.models import Model
 from toy_models.stage_config import OPTIMIZERS, SCHEDULES, StageConfig
 
@@ -185,6 +185,7 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
     shown = None if progress is None else functools.partial(_shifted, progress, int(offset), sum(budgets))
     outputs.append(training_call(rows(host_params, group), rows(data, group), peaks[group], steps[group], keys[group],
                                  size, progress=shown))
+    host_memory.release_freed_memory()  # the call's freed working set, before the next call's
   losses = np.concatenate([out[1] for out in outputs])
   trained = [out[0] for out in outputs]
   del outputs  # the parts are joined on the device: one more copy of the runs at most, none through the host
@@ -243,7 +244,7 @@ def _train_call(fn, float_type, optimizer, reanchor, label, params, data, peaks,
 
   def cast(x):
     x = np.asarray(x)
-    return pad(x.astype(float_type) if np.issubdtype(x.dtype, np.floating) else x)
+    return pad(x.astype(float_type, copy=False) if np.issubdtype(x.dtype, np.floating) else x)
 
   host_params = jax.tree_util.tree_map(cast, params)
   data = jax.tree_util.tree_map(cast, data)

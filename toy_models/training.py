@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from theory import token_tree
-from toy_models import compilation, devices, likelihood, metrics, models
+from toy_models import compilation, devices, host_memory, likelihood, metrics, models
 from toy_models.models import Model
 from toy_models.stage_config import StageConfig
 
@@ -494,6 +494,7 @@ def _train_in_groups(call, groups, params, data, peaks, steps, keys, opt_state, 
 
     outputs.append(call(rows(host_params), rows(data), peaks[group], steps[group], keys[group],
                         None if host_state is None else rows(host_state), None if progress is None else shown, label))
+    host_memory.release_freed_memory()  # the call's freed working set, before the next call's
     done += budget
 
   def merge(position: int):
