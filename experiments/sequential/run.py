@@ -318,8 +318,10 @@ def _instantaneous_batch(model: Model, reduction: str, optimizer: str):
 def _instantaneous(model, condition, params, data, state) -> tuple[np.ndarray, np.ndarray]:
   """E_i at `params` (one run per seed) with the condition's optimiser: SGD, or Adam from `state` (None: fresh)."""
   fn = _instantaneous_batch(model, condition.loss, condition.optimizer)
-  changes, loss = fn(params, jnp.asarray(data["probs"]), jnp.asarray(data["counts"][:, PERTURB]),
-                     state if condition.optimizer == "adam" else None)
+  changes, loss = run_chunks.call_in_run_chunks(
+      fn, params, jnp.asarray(data["probs"]), jnp.asarray(data["counts"][:, PERTURB]),
+      state if condition.optimizer == "adam" else None, memory_limit_bytes=training.training_memory_limit(),
+      label=f"the instantaneous elasticity of {model.config.label()}")
   return np.asarray(changes), np.asarray(loss)
 
 
