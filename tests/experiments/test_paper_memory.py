@@ -10,7 +10,7 @@ from elasticity_cli import config_flags
 from elasticity_cli.main import build_parser
 from experiments import registry
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SPEC = importlib.util.spec_from_file_location("paper_memory", ROOT / "benchmarks" / "paper_memory.py")
 paper_memory = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(paper_memory)
