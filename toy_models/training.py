@@ -651,8 +651,8 @@ def memory_groups(groups: list[np.ndarray], max_runs: int | None) -> list[np.nda
   n runs becomes ceil(n / max_runs) calls of nearly equal size (one compiled program for all), in order."""
   if max_runs is None:
     return list(groups)
-  return [part for group in groups for part in np.array_split(group, -(-group.size // max_runs)) if part.size] or (
-      list(groups))
+  parts = [np.array_split(group, max(1, -(-group.size // max_runs))) for group in groups]
+  return [part for split in parts for part in split if part.size] or list(groups)
 
 
 def objective_run_chunk(model: Model, stage: StageConfig, runs: int,

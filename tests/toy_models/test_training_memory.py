@@ -87,6 +87,7 @@ def test_memory_groups_split_each_group_into_near_equal_calls_in_order():
   split = training.memory_groups(groups, 4)
   assert [part.tolist() for part in split] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]]
   assert [part.tolist() for part in training.memory_groups(groups, 13)] == [g.tolist() for g in groups]
+  assert [part.tolist() for part in training.memory_groups([np.arange(0)], 4)] == [[]]  # no runs: one empty call
 
 
 @pytest.mark.parametrize("objective", ["sft", "dpo"])
