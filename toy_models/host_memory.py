@@ -1,10 +1,13 @@
-"""Giving memory that Python and XLA have freed back to the operating system (glibc's malloc_trim)."""
+"""The memory calls run in: what no call may exceed (the machine's or the device's), and freed memory given back."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import functools
+import os
+
+import jax
 
 
 @functools.lru_cache(maxsize=1)
@@ -34,3 +37,23 @@ def release_freed_memory() -> bool:
     return False
   trim(0)
   return True
+
+
+def memory_ceiling() -> int | None:
+  """Bytes one call can never exceed: the machine's physical memory on a CPU, the device's memory on an accelerator
+  (JAX's memory_stats bytes_limit); None where it is not known.
+
+  The memory bounds of training (toy_models.training.training_memory_limit) are soft: a run that alone needs more
+  is trained alone; only a run above this ceiling is refused, with a one-line error, before it is allocated.
+
+  References:
+    POSIX sysconf (_SC_PHYS_PAGES, _SC_PAGE_SIZE); JAX documentation, jax.Device.memory_stats.
+  """
+  device = jax.devices()[0]
+  if device.platform != "cpu":
+    stats = device.memory_stats() or {}
+    return stats.get("bytes_limit") or None
+  try:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (AttributeError, ValueError, OSError):
+    return None

@@ -168,9 +168,11 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label, progress=progress)
   training_call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label)
   host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
-  limit = training.training_memory_limit() if memory_limit_bytes is None else memory_limit_bytes
-  max_runs = None if limit is None or not total else _runs_within(call, host_params, data, peaks, steps, keys,
-                                                                   padded, limit, label or model.config.label())
+  explicit = memory_limit_bytes is not None  # a given bound is hard; the default is soft (host_memory.memory_ceiling)
+  limit = memory_limit_bytes if explicit else training.training_memory_limit()
+  ceiling = limit if explicit else host_memory.memory_ceiling()
+  max_runs = None if limit is None or not total else _runs_within(
+      call, host_params, data, peaks, steps, keys, padded, limit, ceiling, label or model.config.label())
   if max_runs is None or padded <= max_runs:
     return call(host_params, data, peaks, steps, keys, padded)
   groups = np.array_split(np.arange(runs), -(-runs // max_runs))
@@ -192,19 +194,22 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   return devices.place_runs(jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts), *trained)), losses
 
 
-def _runs_within(call, params, data, peaks, steps, keys, padded: int, limit: int, label: str) -> int:
-  """The most runs one call of the compiled loop holds within `limit` bytes by XLA's accounting of the program for
-  `padded` runs (its arguments, outputs and temporaries over the runs; shared parts counted per run, so that the
-  bound errs high); no bound (a large number) where the backend reports no memory analysis."""
+def _runs_within(call, params, data, peaks, steps, keys, padded: int, limit: int, ceiling: int | None,
+                 label: str) -> int:
+  """The most runs (>= 1) one call of the compiled loop holds within `limit` bytes by XLA's accounting of the
+  program for `padded` runs (its arguments, outputs and temporaries over the runs; shared parts counted per run, so
+  that the bound errs high); `padded` where the backend reports no memory analysis. A one-line error when one run
+  needs more than `ceiling` bytes."""
   analysis = call(params, data, peaks, steps, keys, padded, analyse=True)
   if analysis is None:
     return padded
   used = analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes
   per_run = used / padded
-  if per_run > limit:
+  if ceiling is not None and per_run > ceiling:
+    bound = "the training memory limit" if ceiling == limit else "this machine's memory"
     raise ValueError(f"training one run of {label} needs {metrics.memory_size(per_run)} by XLA's accounting, above "
-                     f"the training memory limit {metrics.memory_size(limit)}; allowed: a smaller model, depth or "
-                     "batch, or a larger memory_limit_bytes")
+                     f"{bound} {metrics.memory_size(ceiling)}; allowed: a smaller model, depth or batch, or a "
+                     "larger memory_limit_bytes")
   return max(1, int(limit // per_run))
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from toy_models import metrics
+from toy_models import host_memory, metrics
 
 
 def _spec(x) -> jax.ShapeDtypeStruct:
@@ -28,9 +28,10 @@ def program_bytes(fn: Callable, *args) -> int | None:
   return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
 
 
-def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, label: str = "the program"):
+def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, ceiling_bytes: int | None = None,
+                       label: str = "the program"):
   """fn(*args) for jitted `fn` vmapped over the leading (runs) axis of every argument and output, in calls of at most
-  as many runs as fit `memory_limit_bytes` by XLA's accounting; None: one call.
+  as many runs as fit `memory_limit_bytes` by XLA's accounting (at least one run per call); None: one call.
 
   Over the bound, the runs are split into ceil(runs / fit) calls of equal size (the last one padded by repeating
   the last run), so that every call runs one more program at most; the outputs are joined in order. A run's
@@ -40,7 +41,8 @@ def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, labe
     fn: a jitted function of `args`, each a pytree of arrays with a leading runs axis.
     *args: the arguments.
     memory_limit_bytes: the bound (e.g. toy_models.training.training_memory_limit()), or None.
-    label: what a one-line error names when a single run does not fit.
+    ceiling_bytes: a run above this is refused with a one-line error (None: host_memory.memory_ceiling()).
+    label: what that error names.
 
   Returns:
     What fn(*args) returns (leading runs axis), as device arrays.
@@ -50,10 +52,11 @@ def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, labe
   if used is None or used <= memory_limit_bytes:
     return fn(*args)
   per_run = used / runs
-  if per_run > memory_limit_bytes:
+  ceiling = host_memory.memory_ceiling() if ceiling_bytes is None else ceiling_bytes
+  if ceiling is not None and per_run > ceiling:
     raise ValueError(f"one run of {label} needs {metrics.memory_size(per_run)} by XLA's accounting, above the "
-                     f"memory limit {metrics.memory_size(memory_limit_bytes)}; allowed: a smaller model or depth, or "
-                     "a larger memory limit")
+                     f"memory ceiling {metrics.memory_size(ceiling)}; allowed: a smaller model or depth, or a "
+                     "machine with more memory")
   calls = -(-runs // max(1, int(memory_limit_bytes // per_run)))
   size = -(-runs // calls)
   host = jax.tree_util.tree_map(np.asarray, jax.device_get(args))

@@ -628,20 +628,25 @@ def training_run_chunk(model: Model, stage: StageConfig, float_type=np.float64,
     model: the model.
     stage: the stage.
     float_type: the training float type.
-    memory_limit_bytes: the bound (None: training_memory_limit()).
+    memory_limit_bytes: the bound, a hard one: a run that alone needs more is refused. None: the soft default
+      training_memory_limit() (a run that alone needs more is trained alone), refused only above the machine's or
+      device's memory (host_memory.memory_ceiling).
 
   Returns:
     The run count (>= 1), or None when there is no bound; a one-line ValueError when one run does not fit.
   """
-  limit = training_memory_limit() if memory_limit_bytes is None else memory_limit_bytes
+  explicit = memory_limit_bytes is not None
+  limit = memory_limit_bytes if explicit else training_memory_limit()
   if limit is None:
     return None
   one = training_bytes(model, stage, 1, float_type)
-  if one > limit:
+  ceiling = limit if explicit else host_memory.memory_ceiling()
+  if ceiling is not None and one > ceiling:
+    bound = "the training memory limit" if explicit else "this machine's memory"
     raise ValueError(f"training one run of {model.config.label()} at depth {model.depth} ({stage.objective}, "
                      f"{stage.gradient} gradient, batch {stage.batch_size}) needs an estimated "
-                     f"{metrics.memory_size(one)}, above the training memory limit {metrics.memory_size(limit)}; "
-                     "allowed: a smaller model, depth or batch_size, or a larger memory_limit_bytes")
+                     f"{metrics.memory_size(one)}, above {bound} {metrics.memory_size(ceiling)}; allowed: a smaller "
+                     "model, depth or batch_size, or a larger memory_limit_bytes")
   tokens = training_bytes(model, stage, 0, float_type)
   return max(1, (limit - tokens) // (one - tokens))
 

@@ -1,5 +1,6 @@
 """Returning freed memory to the operating system: glibc's malloc_trim where it exists, nothing elsewhere."""
 
+import os
 import platform
 
 import numpy as np
@@ -28,3 +29,8 @@ def test_freed_heap_memory_goes_back_to_the_system_on_glibc():
 def test_without_malloc_trim_nothing_happens(monkeypatch):
   monkeypatch.setattr(host_memory, "_malloc_trim", lambda: None)
   assert host_memory.release_freed_memory() is False
+
+
+def test_the_ceiling_is_the_machines_memory_on_a_cpu():
+  pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  assert host_memory.memory_ceiling() == pages > 2**28

@@ -32,7 +32,9 @@ def test_calls_within_the_bound_equal_one_call_and_share_one_program():
     assert stats.programs <= (0 if one_call else 2), (limit, stats.names)  # the whole (analysed), the chunks' size
 
 
-def test_a_run_above_the_bound_is_a_one_line_error():
+def test_a_run_above_the_bound_runs_alone_and_a_run_above_the_ceiling_is_a_one_line_error():
   x = np.ones((3, 64))
-  with pytest.raises(ValueError, match=r"^one run of the test program needs .* above the memory limit [^\n]*$"):
-    run_chunks.call_in_run_chunks(_program, x, x, memory_limit_bytes=100, label="the test program")
+  alone = run_chunks.call_in_run_chunks(_program, x, x, memory_limit_bytes=100)  # one run per call: still computed
+  np.testing.assert_allclose(alone["sum"], _program(x, x)["sum"], rtol=1e-12)
+  with pytest.raises(ValueError, match=r"^one run of the test program needs .* above the memory ceiling [^\n]*$"):
+    run_chunks.call_in_run_chunks(_program, x, x, memory_limit_bytes=100, ceiling_bytes=100, label="the test program")

@@ -81,6 +81,17 @@ def test_run_chunk_is_the_most_runs_within_the_limit_and_one_run_too_many_is_one
       model, stage, np.float64, training.TRAINING_MEMORY_LIMIT_BYTES)  # the CPU's default bound
 
 
+def test_the_default_bound_is_soft_a_run_above_it_trains_alone_and_only_the_machine_refuses(monkeypatch):
+  model = build_model(ModelConfig(kind="transformer", width=16, layers=2, heads=2), 6)
+  stage = StageConfig(steps=1, gradient="minibatch", batch_size=8)
+  one = training.training_bytes(model, stage, 1)
+  monkeypatch.setattr(training, "TRAINING_MEMORY_LIMIT_BYTES", one // 2)
+  assert training.training_run_chunk(model, stage) == 1  # above the soft bound: one run per call
+  monkeypatch.setattr(training.host_memory, "memory_ceiling", lambda: one - 1)
+  with pytest.raises(ValueError, match=r"^training one run of .* above this machine's memory [^\n]*$"):
+    training.training_run_chunk(model, stage)
+
+
 def test_memory_groups_split_each_group_into_near_equal_calls_in_order():
   groups = [np.arange(0, 10), np.arange(10, 13)]
   assert training.memory_groups(groups, None) == groups
