@@ -101,7 +101,7 @@ def test_memory_groups_split_each_group_into_near_equal_calls_in_order():
   assert [part.tolist() for part in training.memory_groups([np.arange(0)], 4)] == [[]]  # no runs: one empty call
 
 
-@pytest.mark.parametrize("objective", ["sft", "dpo"])
+@pytest.mark.parametrize("objective", ["dpo"])  # DPO's data is a tuple of arrays: the harder split (SFT: 2.3 s more)
 def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective):
   """11 runs under a bound that holds 4: three calls of 4, 4 and 3 runs (one program: the last call is padded to 4,
   not to run_bucket's 8), each run as in one call of all 11 (padded to 16)."""
