@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toy_models import compilation, devices, host_memory, metrics, models, training
+from toy_models import compilation, devices, host_memory, metrics, models, run_chunks, training
 from toy_models.models import Model
 from toy_models.stage_config import OPTIMIZERS, SCHEDULES, StageConfig
 
@@ -124,8 +124,9 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
       that calls of different run counts share one program (padded runs take 0 steps but ride along each step).
     memory_limit_bytes: the most a call may hold by XLA's own accounting of the compiled loop (arguments, outputs
       and temporaries, jax.stages.Compiled.memory_analysis); a batch above it is trained in several calls of one
-      program, each run's result unchanged up to rounding (None: training.training_memory_limit(), 1 GiB on a
-      CPU). A one-line ValueError when a single run does not fit.
+      program, each run's result unchanged up to rounding. A bound given here is hard (a run that alone exceeds it
+      is a one-line ValueError); None: the soft default of training.memory_bounds (1 GiB per call on a CPU, a run
+      refused only above the machine's memory).
 
   Returns:
     (params, losses): trained parameters (leading run axis) and each run's loss at its last step as float64 numpy
@@ -165,16 +166,15 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
       raise ValueError(f"padded_runs={padded_runs!r} is not allowed; allowed: an integer >= {runs} (the runs)")
     padded = padded_runs
   fn = _compiled(loss_fn, optimizer, schedule, float(warmup_fraction), reanchor, compilation.training_options())
-  call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label, progress=progress)
-  training_call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label)
+  call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label)
   host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
-  explicit = memory_limit_bytes is not None  # a given bound is hard; the default is soft (host_memory.memory_ceiling)
-  limit = memory_limit_bytes if explicit else training.training_memory_limit()
-  ceiling = limit if explicit else host_memory.memory_ceiling()
+  limit, ceiling = training.memory_bounds(memory_limit_bytes)
   max_runs = None if limit is None or not total else _runs_within(
-      call, host_params, data, peaks, steps, keys, padded, limit, ceiling, label or model.config.label())
+      _program_bytes(fn, float_type, optimizer, reanchor, host_params, data, keys, padded), padded, limit, ceiling,
+      "the training memory limit" if memory_limit_bytes is not None else "this machine's memory",
+      label or model.config.label())
   if max_runs is None or padded <= max_runs:
-    return call(host_params, data, peaks, steps, keys, padded)
+    return call(host_params, data, peaks, steps, keys, padded, progress=progress)
   groups = np.array_split(np.arange(runs), -(-runs // max_runs))
   size = max(group.size for group in groups)  # every call padded to the largest group: one program
 
@@ -185,8 +185,8 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   outputs = []
   for group, offset in zip(groups, np.cumsum([0] + budgets[:-1]), strict=True):
     shown = None if progress is None else functools.partial(_shifted, progress, int(offset), sum(budgets))
-    outputs.append(training_call(rows(host_params, group), rows(data, group), peaks[group], steps[group], keys[group],
-                                 size, progress=shown))
+    outputs.append(call(rows(host_params, group), rows(data, group), peaks[group], steps[group], keys[group], size,
+                        progress=shown))
     host_memory.release_freed_memory()  # the call's freed working set, before the next call's
   losses = np.concatenate([out[1] for out in outputs])
   trained = [out[0] for out in outputs]
@@ -194,29 +194,24 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   return devices.place_runs(jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts), *trained)), losses
 
 
-def _runs_within(call, params, data, peaks, steps, keys, padded: int, limit: int, ceiling: int | None,
-                 label: str) -> int:
-  """The most runs (>= 1) one call of the compiled loop holds within `limit` bytes by XLA's accounting of the
-  program for `padded` runs (its arguments, outputs and temporaries over the runs; shared parts counted per run, so
-  that the bound errs high); `padded` where the backend reports no memory analysis. A one-line error when one run
-  needs more than `ceiling` bytes."""
-  analysis = call(params, data, peaks, steps, keys, padded, analyse=True)
-  if analysis is None:
+def _runs_within(used: int | None, padded: int, limit: int, ceiling: int | None, bound: str, label: str) -> int:
+  """The most runs (>= 1) one call of the compiled loop holds within `limit` bytes, when the program for `padded`
+  runs holds `used` bytes by XLA's accounting (shared parts counted per run, so that the bound errs high); `padded`
+  where the backend reports no memory analysis. A one-line error, naming `bound`, when one run needs more than
+  `ceiling` bytes."""
+  if used is None:
     return padded
-  used = analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes
   per_run = used / padded
   if ceiling is not None and per_run > ceiling:
-    bound = "the training memory limit" if ceiling == limit else "this machine's memory"
     raise ValueError(f"training one run of {label} needs {metrics.memory_size(per_run)} by XLA's accounting, above "
                      f"{bound} {metrics.memory_size(ceiling)}; allowed: a smaller model, depth or batch, or a "
                      "larger memory_limit_bytes")
   return max(1, int(limit // per_run))
 
 
-def _memory_analysis(fn, float_type, optimizer, reanchor, params, data, keys, padded: int):
-  """XLA's memory analysis of the loop compiled for `padded` runs of these inputs, from their shapes alone (nothing
-  is allocated; on one device the program is the one the call then runs, not another). None where the backend
-  gives none."""
+def _program_bytes(fn, float_type, optimizer, reanchor, params, data, keys, padded: int) -> int | None:
+  """run_chunks.program_bytes of the loop compiled for `padded` runs of these host inputs, from their shapes alone
+  (nothing is allocated; on one device the program is the one the call then runs, not another)."""
   def spec(x):
     x = np.asarray(x)
     dtype = float_type if np.issubdtype(x.dtype, np.floating) else x.dtype
@@ -228,9 +223,8 @@ def _memory_analysis(fn, float_type, optimizer, reanchor, params, data, keys, pa
   row = jax.ShapeDtypeStruct((padded,), float_type)
   carry = (param_specs, state, param_specs if reanchor is not None else None, row)
   bound = jax.ShapeDtypeStruct((), np.int32)
-  lowered = fn.lower(carry, jax.tree_util.tree_map(spec, data), row, jax.ShapeDtypeStruct((padded,), np.int32),
-                     spec(keys), bound, bound)
-  return lowered.compile().memory_analysis()
+  return run_chunks.program_bytes(fn, carry, jax.tree_util.tree_map(spec, data), row,
+                                  jax.ShapeDtypeStruct((padded,), np.int32), spec(keys), bound, bound)
 
 
 def _shifted(progress, offset: int, grand_total: int, step: int, total: int, label: str) -> None:
@@ -239,12 +233,9 @@ def _shifted(progress, offset: int, grand_total: int, step: int, total: int, lab
 
 
 def _train_call(fn, float_type, optimizer, reanchor, label, params, data, peaks, steps, keys, padded: int, *,
-                progress=None, analyse: bool = False):
-  """train_with_loss's work for one call of checked host inputs (one row per run), padded to `padded` runs; with
-  `analyse`, only the compiled loop's memory analysis (None where the backend gives none)."""
+                progress=None):
+  """train_with_loss's work for one call of checked host inputs (one row per run), padded to `padded` runs."""
   runs, total = steps.shape[0], int(steps.max())
-  if analyse:
-    return _memory_analysis(fn, float_type, optimizer, reanchor, params, data, keys, padded)
   pad = functools.partial(_pad_rows, size=padded)
 
   def cast(x):

@@ -428,8 +428,9 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
       state (optimizer_state), as every stage had before. Its float leaves are cast to the training type.
     return_state: also return the final optimiser state (leading run axis, in the training type).
     memory_limit_bytes: the estimated working set (training_bytes) one call may hold; more runs than fit are
-      trained in several calls of one program, each run's result unchanged up to rounding (None:
-      training_memory_limit(), 1 GiB on a CPU). A one-line ValueError when a single run does not fit.
+      trained in several calls of one program, each run's result unchanged up to rounding. A bound given here is
+      hard (a run that alone exceeds it is a one-line ValueError); None: the soft default of memory_bounds (1 GiB
+      per call on a CPU, a run refused only above the machine's memory).
 
   Returns:
     (params, losses): trained parameters (leading run axis, in the training type) and each run's final training
@@ -613,11 +614,19 @@ def training_memory_limit() -> int | None:
   References:
     JAX documentation, jax.Device.memory_stats.
   """
-  device = jax.devices()[0]
-  if device.platform == "cpu":
+  if jax.devices()[0].platform == "cpu":
     return TRAINING_MEMORY_LIMIT_BYTES
-  stats = device.memory_stats() or {}
-  return stats["bytes_limit"] // 2 if stats.get("bytes_limit") else None
+  ceiling = host_memory.memory_ceiling()
+  return None if ceiling is None else ceiling // 2
+
+
+def memory_bounds(memory_limit_bytes: int | None) -> tuple[int | None, int | None]:
+  """(limit, ceiling) of a call: a bound the caller gives is hard (the ceiling is the limit itself); None gives the
+  soft default, training_memory_limit() under the machine's or device's memory (host_memory.memory_ceiling): a run
+  above the limit then runs alone, and only a run above the ceiling is refused."""
+  if memory_limit_bytes is not None:
+    return memory_limit_bytes, memory_limit_bytes
+  return training_memory_limit(), host_memory.memory_ceiling()
 
 
 def training_run_chunk(model: Model, stage: StageConfig, float_type=np.float64,
@@ -635,14 +644,12 @@ def training_run_chunk(model: Model, stage: StageConfig, float_type=np.float64,
   Returns:
     The run count (>= 1), or None when there is no bound; a one-line ValueError when one run does not fit.
   """
-  explicit = memory_limit_bytes is not None
-  limit = memory_limit_bytes if explicit else training_memory_limit()
+  limit, ceiling = memory_bounds(memory_limit_bytes)
   if limit is None:
     return None
   one = training_bytes(model, stage, 1, float_type)
-  ceiling = limit if explicit else host_memory.memory_ceiling()
   if ceiling is not None and one > ceiling:
-    bound = "the training memory limit" if explicit else "this machine's memory"
+    bound = "the training memory limit" if memory_limit_bytes is not None else "this machine's memory"
     raise ValueError(f"training one run of {model.config.label()} at depth {model.depth} ({stage.objective}, "
                      f"{stage.gradient} gradient, batch {stage.batch_size}) needs an estimated "
                      f"{metrics.memory_size(one)}, above {bound} {metrics.memory_size(ceiling)}; allowed: a smaller "

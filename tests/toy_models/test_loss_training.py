@@ -184,9 +184,7 @@ def test_runs_beyond_the_memory_bound_train_in_calls_of_one_program_and_equal_on
                                                         memory_limit_bytes=10**12, **common)
   assert analysed.names.count("jit(_segment)") == 1  # the program analysed (from shapes) is the one that ran
   fn = loss_training._compiled(loss, "adam", "constant", 0.05, reanchor, loss_training.compilation.training_options())
-  analysis = loss_training._train_call(fn, np.dtype(np.float64), "adam", reanchor, "", params, data, rates,
-                                       steps.astype(np.int32), keys, 16, analyse=True)
-  per_run = (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes) / 16
+  per_run = loss_training._program_bytes(fn, np.dtype(np.float64), "adam", reanchor, params, data, keys, 16) / 16
   seen = []
   with loss_training.compilation.count_compilations() as stats:
     parts, part_losses = loss_training.train_with_loss(
