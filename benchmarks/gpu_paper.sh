@@ -3,28 +3,34 @@
 #  1. step budgets cut (benchmarks/paper_memory.py): does every stage and metric run there, and in how long;
 #  2. the paper scale's own budgets, each experiment stopped after FULL_SECONDS (Ctrl-C: finished units are saved).
 # Usage (on the device machine, from the repository root): OUT=<folder> bash benchmarks/gpu_paper.sh
+# EXPERIMENTS="hooke sequential" runs some; CUT_SECONDS=0 skips the cut budgets; WORK=<folder> holding full/NAME from
+# an earlier call resumes those runs (their finished units are reused).
 # Writes to $OUT: gpu.txt, gpu_samples.csv, paper_cut.json, paper_full.json and paper_runs.tar.gz: each run's log and
 # folder without its checkpoints (without its units too where that is over 60 MB), in 15 MB parts where larger.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" XLA_PYTHON_CLIENT_PREALLOCATE=false  # several JAX processes share a GPU
-CUT_SECONDS=${CUT_SECONDS:-420} FULL_SECONDS=${FULL_SECONDS:-420} WORK=${WORK:-/tmp/gpu_paper}
+CUT_SECONDS=${CUT_SECONDS:-420} FULL_SECONDS=${FULL_SECONDS:-420} WORK=${WORK:-/tmp/gpu_paper} EXPERIMENTS=${EXPERIMENTS:-}
 mkdir -p "$OUT" "$WORK"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
   git rev-parse HEAD; git status --porcelain --untracked-files=no | head -5; nproc; } 2>&1 | tee "$OUT/gpu.txt"
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 > "$OUT/gpu_samples.csv" 2>&1 &
 sampler=$!
-python3 benchmarks/paper_memory.py --jobs 8 --timeout "$CUT_SECONDS" --logs "$WORK/cut" --out "$OUT/paper_cut.json" \
-  > "$WORK/paper_cut.log" 2>&1 &
-cut=$!
-python3 benchmarks/paper_memory.py --full-budgets --jobs 8 --timeout "$FULL_SECONDS" --logs "$WORK/full" \
+cut=
+if [ "$CUT_SECONDS" != 0 ]; then
+  python3 benchmarks/paper_memory.py $EXPERIMENTS --jobs 8 --timeout "$CUT_SECONDS" --logs "$WORK/cut" \
+    --out "$OUT/paper_cut.json" > "$WORK/paper_cut.log" 2>&1 &
+  cut=$!
+fi
+python3 benchmarks/paper_memory.py $EXPERIMENTS --full-budgets --jobs 8 --timeout "$FULL_SECONDS" --logs "$WORK/full" \
   --out "$OUT/paper_full.json" > "$WORK/paper_full.log" 2>&1
-wait "$cut"
+[ -n "$cut" ] && wait "$cut"
 kill "$sampler" 2>/dev/null
-cat "$WORK/paper_cut.log" "$WORK/paper_full.log"
-tar czf "$WORK/paper_runs.tar.gz" -C "$WORK" --exclude=checkpoints paper_cut.log paper_full.log cut full
+cd "$WORK" && parts=$(ls -d paper_cut.log paper_full.log cut full 2>/dev/null) && cd - > /dev/null
+cat "$WORK"/paper_*.log
+tar czf "$WORK/paper_runs.tar.gz" -C "$WORK" --exclude=checkpoints $parts
 if [ "$(stat -c %s "$WORK/paper_runs.tar.gz")" -gt 60000000 ]; then
-  tar czf "$WORK/paper_runs.tar.gz" -C "$WORK" --exclude=checkpoints --exclude=units paper_cut.log paper_full.log cut full
+  tar czf "$WORK/paper_runs.tar.gz" -C "$WORK" --exclude=checkpoints --exclude=units $parts
 fi
 if [ "$(stat -c %s "$WORK/paper_runs.tar.gz")" -gt 15000000 ]; then
   split -b 15000000 -d "$WORK/paper_runs.tar.gz" "$OUT/paper_runs.tar.gz.part"
