@@ -75,11 +75,11 @@ def peak_of(command: list[str], log: pathlib.Path, timeout: float | None = None)
     if timeout:
       later(timeout, stop, process)
     _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
     for timer in timers:
       timer.cancel()
   scale = 1 if platform.system() == "Darwin" else 1024  # ru_maxrss: bytes on macOS, kilobytes on Linux
-  return (os.waitstatus_to_exitcode(status), usage.ru_maxrss * scale, time.monotonic() - start,
-          timed_out.is_set())
+  return process.returncode, usage.ru_maxrss * scale, time.monotonic() - start, timed_out.is_set()
 
 
 def command_of(name: str, out_dir: pathlib.Path, full_budgets: bool) -> list[str]:

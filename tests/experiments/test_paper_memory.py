@@ -3,6 +3,7 @@ with the paper scale's sizes."""
 
 import importlib.util
 import pathlib
+import sys
 
 import pytest
 
@@ -33,3 +34,19 @@ def test_the_overrides_give_a_valid_paper_config_with_the_same_sizes(name):
   for field in ("depth", "seeds", "model_sizes", "width", "layers", "transformer_width", "transformer_widths"):
     assert getattr(cut, field, None) == getattr(paper, field, None), field  # memory depends on the sizes
   assert cut != paper
+
+
+def test_a_run_past_its_timeout_is_interrupted_and_reported(tmp_path):
+  sleeper = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+  code, peak, seconds, timed_out = paper_memory.peak_of(sleeper, tmp_path / "log", timeout=1.0)
+  assert timed_out and code != 0 and seconds < 20 and peak > 0
+  assert (tmp_path / "log").read_text().startswith("up")
+  code, _, _, timed_out = paper_memory.peak_of([sys.executable, "-c", "pass"], tmp_path / "log", timeout=30.0)
+  assert (code, timed_out) == (0, False)
+
+
+def test_full_budgets_run_the_paper_scale_as_it_is():
+  full = paper_memory.command_of("hooke", pathlib.Path("out"), full_budgets=True)
+  cut = paper_memory.command_of("hooke", pathlib.Path("out"), full_budgets=False)
+  assert full[-4:] == ["--scale", "paper", "--out-dir", "out"] and "--set" not in full
+  assert cut[:len(full)] == full and cut.count("--set") == len(paper_memory.SETTINGS["hooke"])

@@ -1,0 +1,53 @@
+"""experiments/gpu_paper.py: the docs block is the saved device output; units and outcomes are read correctly."""
+
+import json
+import pathlib
+
+from experiments import gpu_paper, readme_blocks
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_docs_block_is_the_saved_device_output():
+  block = readme_blocks.block((ROOT / "docs" / "USAGE.md").read_text(), "gpu-paper")
+  assert block is not None and block.strip() == gpu_paper.markdown().strip()
+
+
+def test_units_done_counts_each_unit_once():
+  log = ("[x 1.0 s] unit 1/5 a started\n[x 2.0 s] unit 1/5 a done and saved\n[x 2.0 s] unit 2/5 b started\n"
+         "[x 3.0 s] unit 2/5 b done and saved\nelasticity: interrupted\n[x 3.0 s] unit 2/5 b done and saved\n"
+         "[x 3.0 s] unit 3/5 c started\n")
+  assert gpu_paper.units_done(log) == (2, 5)
+  assert gpu_paper.units_done("[x 0.0 s] unit 1/5 a started\n") == (0, None)
+
+
+def _row(name, code, timed_out, seconds):
+  return {"experiment": name, "exit_code": code, "timed_out": timed_out, "peak_resident_bytes": 2.5e9,
+          "seconds": seconds, "command": "..."}
+
+
+def test_markdown_reports_each_outcome_and_corrects_the_finished_runs_verdicts(tmp_path):
+  (tmp_path / "gpu.txt").write_text("Some GPU, 80 GiB, 1.0\njax 9 [GpuDevice]\n")
+  (tmp_path / "provenance.json").write_text(json.dumps({"date_utc": "2026-01-01", "code": "commit abc"}))
+  rows = [_row("a", 0, False, 12.0), _row("b", 1, False, 3.0), _row("c", -9, True, 40.0)]
+  (tmp_path / "full_call1.json").write_text(json.dumps({"cpu_count": 4, "jobs": 2, "timeout_seconds": 40.0,
+                                                        "rows": rows}))
+  (tmp_path / "logs").mkdir()
+  (tmp_path / "logs" / "full_call1_c.log").write_text("[c 5 s] unit 1/3 u done and saved\n")
+  verdict = {"key": "k", "claim": "an effect", "paper_direction": "positive", "smallest_effect_of_interest": 0.1,
+             "consistency_check": False,
+             "effect": {"estimate": 1.0, "ci_low": 0.5, "ci_high": 1.5, "confidence": 0.95, "units": "u", "what": "w",
+                        "interval": "t"},
+             "test": {"name": "a test", "statistic": 1.0, "p_value": 0.02, "alternative": "greater", "exact": True,
+                      "n_permutations": 1024, "p_floor": 1 / 1024}}
+  (tmp_path / "runs" / "a").mkdir(parents=True)
+  (tmp_path / "runs" / "a" / "summary.json").write_text(json.dumps({"summary": {"verdicts": [verdict, {
+      **verdict, "key": "k2", "test": {**verdict["test"], "p_value": 0.03}}]}}))
+  text = gpu_paper.markdown(tmp_path)
+  assert "Measured on Some GPU (jax 9 [GpuDevice]), 4 CPU cores, 2026-01-01, code of commit abc." in text
+  assert "2 processes at once sharing the GPU, each stopped after 40 s." in text
+  assert "| a | finished in 12 s, 2.5 GB host |" in text
+  assert "| b | FAILED (exit 1) in 3 s, 2.5 GB host |" in text
+  assert "| c | stopped at 40 s, 1/3 units done, 2.5 GB host |" in text
+  assert "(a), Holm-corrected together (2 tests;" in text
+  assert "| a:k: an effect |" in text and "| 0.02 | 0.04 | SHOWN |" in text and "| 0.03 | 0.04 | SHOWN |" in text
