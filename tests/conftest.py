@@ -22,6 +22,8 @@ os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".
 SESSION_CACHE = tempfile.mkdtemp(prefix="elasticity-test-cache-")
 atexit.register(shutil.rmtree, SESSION_CACHE, ignore_errors=True)
 os.environ["ELASTICITY_JAX_CACHE"] = SESSION_CACHE
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several test processes may share one accelerator
+MAX_AUTO_WORKERS = 4  # `pytest -n auto` (pytest-xdist): one process per core up to this; each starts JAX and compiles
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -45,3 +47,10 @@ def getkey():
     return sub
 
   return _next
+
+
+def pytest_xdist_auto_num_workers(config):
+  """pytest-xdist's `-n auto`: one worker per available core, at most MAX_AUTO_WORKERS (every worker compiles its own
+  programs and holds its own JAX runtime, so more workers buy less and cost memory)."""
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+  return max(1, min(cores, MAX_AUTO_WORKERS))

@@ -17,7 +17,7 @@ def test_readme_opens_with_the_main_job_and_the_test_command():
   lines = README.splitlines()
   commands = [line for line in lines[:8] if line.startswith("python3 -m venv")]
   assert commands[0].endswith("elasticity reproduce")
-  assert commands[1].endswith("pytest")
+  assert commands[1].endswith("&& pytest -n auto")  # pytest-xdist: the suite on every core (up to 4)
   ci = (ROOT / ".ci" / "run").read_text()
   assert re.search(r"\^python3 -m venv", ci), "CI must pick the README's test command"
 
