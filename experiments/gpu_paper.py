@@ -9,7 +9,7 @@ import re
 from experiments import readme_blocks, verdicts
 
 FOLDER = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data" / "gpu_paper"
-"""Where the device check's output is kept: gpu.txt, {cut,full}_callN.json, logs/, runs/NAME/summary.json."""
+"""Where the device check's output is kept: gpu.txt, {cut,full}_callN.json, logs/, finished/NAME/summary.json."""
 FAMILY = "the paper scale on an accelerator (finished experiments)"
 """The Holm family of the verdicts of the experiments that finished there (fewer than the full report's)."""
 _UNIT_DONE = re.compile(r"unit (\d+)/(\d+) \S+ done and saved")
@@ -66,9 +66,10 @@ def markdown(folder: pathlib.Path = FOLDER) -> str:
       row = next((r for r in saved["rows"] if r["experiment"] == name), None)
       cells.append("—" if row is None else _outcome(row, folder / "logs" / f"{budgets}_call{call}_{name}.log"))
     lines.append(f"| {name} | {' | '.join(cells)} |")
-  finished = sorted(path.parent.name for path in (folder / "runs").glob("*/summary.json"))
+  finished = sorted(path.parent.name for path in (folder / "finished").glob("*/summary.json"))
+  summaries = {name: json.loads((folder / "finished" / name / "summary.json").read_text()) for name in finished}
   saved_verdicts = [{**v, "key": f"{name}:{v['key']}"} for name in finished
-                    for v in json.loads((folder / "runs" / name / "summary.json").read_text())["summary"]["verdicts"]]
+                    for v in summaries[name]["summary"]["verdicts"]]
   lines += ["", f"Verdicts of the {len(finished)} experiments finished at the paper scale's own budgets "
             f"({', '.join(finished)}), Holm-corrected together ({len(saved_verdicts)} tests; the full report corrects "
             "over every experiment):", "", *verdicts.table(saved_verdicts, FAMILY)]

@@ -40,8 +40,8 @@ def test_markdown_reports_each_outcome_and_corrects_the_finished_runs_verdicts(t
                         "interval": "t"},
              "test": {"name": "a test", "statistic": 1.0, "p_value": 0.02, "alternative": "greater", "exact": True,
                       "n_permutations": 1024, "p_floor": 1 / 1024}}
-  (tmp_path / "runs" / "a").mkdir(parents=True)
-  (tmp_path / "runs" / "a" / "summary.json").write_text(json.dumps({"summary": {"verdicts": [verdict, {
+  (tmp_path / "finished" / "a").mkdir(parents=True)
+  (tmp_path / "finished" / "a" / "summary.json").write_text(json.dumps({"summary": {"verdicts": [verdict, {
       **verdict, "key": "k2", "test": {**verdict["test"], "p_value": 0.03}}]}}))
   text = gpu_paper.markdown(tmp_path)
   assert "Measured on Some GPU (jax 9 [GpuDevice]), 4 CPU cores, 2026-01-01, code of commit abc." in text
