@@ -16,7 +16,7 @@ from toy_models import compilation
 # commands the tests start inherit too: the tests compile far more than they run, and the options change results in
 # rounding only. The persistent compilation cache is a folder of this session, so the tests never read or write the
 # user's cache (in-process CLI calls enable it) and every session starts as cold as CI does.
-TEST_PRESET = "unoptimized"  # CI-style suite: 176-211 s, 229-247 CPU-s (fast-compile: 190-210 s, 261-289 CPU-s)
+TEST_PRESET = "unoptimized"  # CI-style suite, one process: 176-211 s, 229-247 CPU-s (fast-compile: 190-210 s)
 TEST_XLA_FLAGS = " ".join(f"--{name}={str(value).lower()}" for name, value in compilation.PRESETS[TEST_PRESET])
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 SESSION_CACHE = tempfile.mkdtemp(prefix="elasticity-test-cache-")
