@@ -6,7 +6,9 @@
 # EXPERIMENTS="hooke sequential" runs some; CUT_SECONDS=0 skips the cut budgets; WORK=<folder> holding full/NAME from
 # an earlier call resumes those runs (their finished units are reused).
 # Writes to $OUT: gpu.txt, gpu_samples.csv, paper_cut.json, paper_full.json and paper_runs.tar.gz: each run's log and
-# folder without its checkpoints (without its units too where that is over 60 MB), in 15 MB parts where larger.
+# folder without its checkpoints, with its units only where a full-budgets run stopped early (none where that is over
+# 60 MB), in 15 MB parts where larger. A later call resumes those runs: unpack the full/ folder into a git-ignored
+# folder of the checkout, name it in the device tool's `carry`, and set WORK to the folder above full/.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" XLA_PYTHON_CLIENT_PREALLOCATE=false  # several JAX processes share a GPU
 CUT_SECONDS=${CUT_SECONDS:-420} FULL_SECONDS=${FULL_SECONDS:-420} WORK=${WORK:-/tmp/gpu_paper} EXPERIMENTS=${EXPERIMENTS:-}
@@ -28,7 +30,9 @@ python3 benchmarks/paper_memory.py $EXPERIMENTS --full-budgets --jobs 8 --timeou
 kill "$sampler" 2>/dev/null
 cd "$WORK" && parts=$(ls -d paper_cut.log paper_full.log cut full 2>/dev/null) && cd - > /dev/null
 cat "$WORK"/paper_*.log
-tar czf "$WORK/paper_runs.tar.gz" -C "$WORK" --exclude=checkpoints $parts
+keep=(--exclude=checkpoints --exclude='cut/*/units')  # a full-budgets run stopped early keeps its units (to resume)
+for run in "$WORK"/full/*/; do [ -f "$run/summary.json" ] && keep+=("--exclude=full/$(basename "$run")/units"); done
+tar czf "$WORK/paper_runs.tar.gz" -C "$WORK" "${keep[@]}" $parts
 if [ "$(stat -c %s "$WORK/paper_runs.tar.gz")" -gt 60000000 ]; then
   tar czf "$WORK/paper_runs.tar.gz" -C "$WORK" --exclude=checkpoints --exclude=units $parts
 fi
