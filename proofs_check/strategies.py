@@ -5,6 +5,8 @@ Shared by `elasticity check` (run at runtime) and the tests, so both draw from t
 
 from __future__ import annotations
 
+import functools
+
 from hypothesis import strategies as st
 
 from proofs_check.configs import LAYOUTS, MODELS, CodeConfig, ElasticityConfig, StationaryConfig, layout_supports
@@ -28,32 +30,57 @@ LOG10_LARGE_L = (-2.0, 1.0)  # l up to 10.
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)  # seeds of the leaf-distribution draws.
 
 
+@functools.cache
 def log_uniform(low_exponent: float, high_exponent: float) -> st.SearchStrategy[float]:
-  """10**u with u uniform in [low_exponent, high_exponent] (both ends reachable)."""
+  """10**u with u uniform in [low_exponent, high_exponent] (both ends reachable); one strategy object per range."""
   return st.floats(min_value=low_exponent, max_value=high_exponent).map(lambda u: float(10.0**u))
 
 
-def dataset_specs(support: tuple[int, ...] = (), families=tuple(FAMILY_PARAMS),
-                  seed_slot: tuple[int, int] | None = None) -> st.SearchStrategy[DatasetSpec]:
+@functools.cache
+def _sampled(choices: tuple) -> st.SearchStrategy:
+  """st.sampled_from(choices), built once per tuple: strategies drawn inside a composite are otherwise built (and
+  validated) again at every draw."""
+  return st.sampled_from(choices)
+
+
+@functools.cache
+def _integers(low: int, high: int) -> st.SearchStrategy[int]:
+  """st.integers(low, high), built once per range."""
+  return st.integers(min_value=low, max_value=high)
+
+
+@functools.cache
+def _family_param(family: str) -> st.SearchStrategy[float]:
+  """The parameter of `family` (FAMILY_PARAMS), built once per family."""
+  low, high = FAMILY_PARAMS[family]
+  return st.floats(min_value=low, max_value=high)
+
+
+@st.composite
+def dataset_specs(draw, support: tuple[int, ...] = (), families=tuple(FAMILY_PARAMS),
+                  seed_slot: tuple[int, int] | None = None) -> DatasetSpec:
   """A DatasetSpec of a random family (among `families`), parameter and seed, on the given support prefix.
 
   With seed_slot (i, n) the seed is drawn as s * n + i, so datasets drawn with different slots i never share
-  a seed (and are independent draws even when hypothesis shrinks every seed to 0).
+  a seed (and are independent draws even when hypothesis shrinks every seed to 0). A composite at module level:
+  hypothesis reads a composite function's source when it is decorated, which cost a third of `elasticity check`
+  when this one was decorated anew at every draw.
   """
-
-  @st.composite
-  def build(draw):
-    family = draw(st.sampled_from(families))
-    bounds = FAMILY_PARAMS[family]
-    param = None if bounds is None else draw(st.floats(min_value=bounds[0], max_value=bounds[1]))
-    seed = draw(SEEDS)
-    if seed_slot is not None:
-      seed = seed * seed_slot[1] + seed_slot[0]
-    return DatasetSpec(family=family, param=param, support=support, seed=seed)
-
-  return build()
+  family = draw(_sampled(tuple(families)))
+  param = None if FAMILY_PARAMS[family] is None else draw(_family_param(family))
+  seed = draw(SEEDS)
+  if seed_slot is not None:
+    seed = seed * seed_slot[1] + seed_slot[0]
+  return DatasetSpec(family=family, param=param, support=support, seed=seed)
 
 
+@functools.lru_cache(maxsize=4096)
+def _dataset_specs(support: tuple[int, ...], families: tuple[str, ...], seed_slot) -> st.SearchStrategy[DatasetSpec]:
+  """dataset_specs(support, families, seed_slot), built once per arguments (a strategy is validated when built)."""
+  return dataset_specs(support, families, seed_slot)
+
+
+@functools.cache
 def perturbation_sizes(include_zero: bool = True) -> st.SearchStrategy[float]:
   """l = n_t / n_a: 0 (when included), small (1e-6..1e-2) or up to 10."""
   choices = [log_uniform(*LOG10_SMALL_L), log_uniform(*LOG10_LARGE_L)]
@@ -78,20 +105,20 @@ def elasticity_configs(draw, *, layouts=tuple(LAYOUTS), families=tuple(FAMILY_PA
       seed 0 often makes them identical, a useful edge case for the exact claims).
     depths: smallest and largest tree depth drawn.
   """
-  depth = draw(st.integers(min_value=depths[0], max_value=depths[1]))
-  layout = draw(st.sampled_from(layouts))
+  depth = draw(_integers(depths[0], depths[1]))
+  layout = draw(_sampled(tuple(layouts)))
   support_p, support_a, support_t = layout_supports(layout, depth)
   slots = [(i, 3) if distinct_seeds else None for i in range(3)]
-  pretrain = draw(dataset_specs(support_p, families, slots[0]))
-  align = draw(dataset_specs(support_a, families, slots[1]))
+  pretrain = draw(_dataset_specs(tuple(support_p), tuple(families), slots[0]))
+  align = draw(_dataset_specs(tuple(support_a), tuple(families), slots[1]))
   kinds = ["independent", "copy of D_a", "copy of D_p"] if copy_probability else ["independent"]
-  kind = draw(st.sampled_from(kinds))
+  kind = draw(_sampled(tuple(kinds)))
   if kind == "copy of D_a":
     perturb = align
   elif kind == "copy of D_p":
     perturb = pretrain
   else:
-    perturb = draw(dataset_specs(support_t, families, slots[2]))
+    perturb = draw(_dataset_specs(tuple(support_t), tuple(families), slots[2]))
   k = draw(k_values if k_values is not None else log_uniform(*LOG10_K))
   size_ratio = draw(l_values if l_values is not None else perturbation_sizes())
   n_a = draw(log_uniform(*LOG10_N_A))
@@ -112,20 +139,20 @@ def pareto_configs(*, l_exponents=(-4.0, -2.0)) -> st.SearchStrategy[ElasticityC
 @st.composite
 def small_alphabets(draw, max_symbols: int = 6) -> CodeConfig:
   """2..max_symbols positive probabilities (a Dirichlet-like draw via normalised weights)."""
-  count = draw(st.integers(min_value=2, max_value=max_symbols))
+  count = draw(_integers(2, max_symbols))
   weights = draw(st.lists(st.floats(min_value=1e-3, max_value=1.0), min_size=count, max_size=count))
   total = sum(weights)
   return CodeConfig(probs=tuple(w / total for w in weights),
-                    response_length=draw(st.integers(min_value=1, max_value=20)))
+                    response_length=draw(_integers(1, 20)))
 
 
 @st.composite
 def tree_sources(draw) -> CodeConfig:
   """A leaf distribution of a random family on a tree of depth 2..10 (optionally on a subtree)."""
-  depth = draw(st.integers(min_value=MIN_DEPTH, max_value=MAX_DEPTH))
-  support = draw(st.sampled_from([(), ALIGNED_PREFIX, UNALIGNED_PREFIX]))
+  depth = draw(_integers(MIN_DEPTH, MAX_DEPTH))
+  support = draw(_sampled(((), ALIGNED_PREFIX, UNALIGNED_PREFIX)))
   return CodeConfig(depth=depth, source=draw(dataset_specs(support)),
-                    response_length=draw(st.integers(min_value=1, max_value=4 * depth)))
+                    response_length=draw(_integers(1, 4 * depth)))
 
 
 def code_configs() -> st.SearchStrategy[CodeConfig]:
@@ -151,12 +178,12 @@ def stationary_configs(draw) -> StationaryConfig:
   datasets = draw(elasticity_configs(layouts=STATIONARY_LAYOUTS, families=STATIONARY_FAMILIES,
                                      depths=STATIONARY_DEPTHS))
   room = token_tree.n_leaves(datasets.depth) - 2
-  model = draw(st.sampled_from(MODELS))
+  model = draw(_sampled(tuple(MODELS)))
   if model == "linear":
-    width = draw(st.integers(min_value=1, max_value=min(MAX_LINEAR_PARAMS, room)))
+    width = draw(_integers(1, min(MAX_LINEAR_PARAMS, room)))
     n_features = 0
   else:
-    n_features = draw(st.integers(min_value=1, max_value=MAX_FEATURES))
-    width = draw(st.integers(min_value=1, max_value=max(1, min(MAX_HIDDEN, room // (n_features + 2)))))
+    n_features = draw(_integers(1, MAX_FEATURES))
+    width = draw(_integers(1, max(1, min(MAX_HIDDEN, room // (n_features + 2)))))
   return StationaryConfig(datasets=datasets, model=model, width=width, n_features=n_features,
                           model_seed=draw(SEEDS))
