@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from theory import token_tree
-from toy_models import compilation, devices, host_memory, likelihood, metrics, models
+from toy_models import compilation, devices, host_memory, likelihood, metrics, models, shared_prefixes
 from toy_models.models import Model
 from toy_models.stage_config import StageConfig
 
@@ -45,7 +45,9 @@ EXACT_GRADIENT_CHUNK = 256
 responses) are one chunk, as before chunking existed. At depth 10 (1,023 responses), `elasticity simulate hooke
 --scale paper` held 8.0 GB resident on the CPU while its transformers (width 64, 2 layers) trained on the whole
 gradient at once, and 2.6 GB in chunks of 256; the chunked gradient was also faster (176 against 237 ms per
-run-step, 4 vmapped runs, 2-core CPU, 2026-11-27)."""
+run-step, 4 vmapped runs, 2-core CPU, 2026-11-27). Training's gradient chunks the tree's 512 longest responses
+instead, which score all 1,023 (toy_models.shared_prefixes): 531 against 968 ms per gradient of 5 vmapped runs in
+chunks of 256 (float64, 2-core CPU, 2026-11-28; `python benchmarks/exact_gradient.py` measures both)."""
 
 
 def _transform(optimizer: str) -> optax.GradientTransformation:
@@ -201,13 +203,16 @@ def _objective(model: Model, stage: StageConfig, params, tokens, data):
   return _loss(model, params, tokens, data)
 
 
-def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None = None):
+def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None = None, *, whole_tree: bool = False):
   """The gradient of likelihood.weighted_token_nll over `tokens` (every response), in chunks of responses.
 
   The loss is a sum over responses divided by sum_x w(x) |x|, which does not depend on the parameters, so its
   gradient is the sum of the chunks' gradients over that constant. With more than `chunk` responses (default
   EXACT_GRADIENT_CHUNK) the chunks run one after another (lax.scan): memory holds one chunk's activations per run
-  instead of every response's. Up to `chunk` responses it is jax.grad of the loss itself, unchanged.
+  instead of every response's. Up to `chunk` responses it is jax.grad of the loss itself, unchanged. With more,
+  and `whole_tree` (the caller's promise that `tokens` is theory.token_tree.leaf_tokens of its depth), the chunks
+  are of the tree's longest responses, which score every response (toy_models.shared_prefixes): the same gradient
+  up to rounding from half the model evaluations.
 
   Args:
     model: the model.
@@ -215,6 +220,7 @@ def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None 
     tokens: (B, T) responses (e.g. every leaf of the tree).
     weights: (B,) weights >= 0 (counts or probabilities).
     chunk: responses per chunk (None: EXACT_GRADIENT_CHUNK).
+    whole_tree: `tokens` is every leaf of the tree of depth T, in theory.token_tree's order.
 
   Returns:
     The gradient, a pytree like params.
@@ -227,6 +233,8 @@ def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None 
   count, length = tokens.shape
   if count <= chunk:
     return jax.grad(functools.partial(_loss, model))(params, tokens, weights)
+  if whole_tree:
+    return shared_prefixes.exact_sft_gradient(model, params, length, weights, chunk)
   weights = weights.astype(likelihood.params_dtype(params))
   lengths = (tokens != token_tree.PAD).sum(axis=-1)
   denominator = jnp.maximum((weights * lengths).sum(), jnp.finfo(weights.dtype).tiny)
@@ -249,7 +257,7 @@ def _sft_gradient(model: Model, stage: StageConfig, tokens, params, step, weight
     picks = jax.random.choice(jax.random.fold_in(key, step), tokens.shape[0], (stage.batch_size,), p=probs)
     batch_tokens, batch_weights = tokens[picks], jnp.ones(stage.batch_size, probs.dtype)
     return jax.grad(functools.partial(_loss, model))(params, batch_tokens, batch_weights)
-  return exact_sft_gradient(model, params, tokens, weights)
+  return exact_sft_gradient(model, params, tokens, weights, whole_tree=True)  # tokens: _device_tokens, every leaf
 
 
 def _dpo_gradient(model: Model, stage: StageConfig, tokens, params, step, data, key):

@@ -13,8 +13,11 @@ SPEC.loader.exec_module(bench)
 
 def test_chunked_gradients_equal_the_unchunked_one_and_are_timed():
   rows = bench.measure(depth=3, width=8, layers=1, heads=2, runs=2, dtype="float64", chunks=[2, 7], repeats=1)
-  assert [(r["chunk"], r["chunks"]) for r in rows] == [(7, 1), (2, 4)]  # 7 responses at depth 3: one chunk, four
-  assert rows[0]["max_relative_difference"] == 0.0 and rows[1]["max_relative_difference"] < 1e-12
+  # 7 responses and 4 longest ones at depth 3: one chunk of each (7 covers both), then 4 and 2 chunks of 2
+  assert [(r["method"], r["chunk"], r["chunks"]) for r in rows] == [
+      ("responses", 7, 1), ("rows", 7, 1), ("responses", 2, 4), ("rows", 2, 2)]
+  assert rows[0]["max_relative_difference"] == 0.0
+  assert all(r["max_relative_difference"] < 1e-12 for r in rows[1:])
   assert all(r["ms_per_gradient"] > 0 and r["compile_seconds"] > 0 for r in rows)
 
 
