@@ -36,7 +36,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from theory import conventions, token_tree
-from toy_models import likelihood
+from toy_models import shared_prefixes
 from toy_models.models import Model
 
 SOLVERS = ("auto", "cg", "minres", "damped_cg")
@@ -232,10 +232,6 @@ def minres(matvec, rhs: jax.Array, *, max_iterations: int, tolerance: float) -> 
   return KrylovResult(solution=state[1], iterations=state[0], negative_curvature=jnp.asarray(False))
 
 
-def _leaf_tokens(model: Model) -> jax.Array:
-  return jnp.asarray(token_tree.leaf_tokens(model.depth))
-
-
 def cross_entropies_nats(model: Model, params, probs: jax.Array) -> jax.Array:
   """CE_i = -sum_x P_i(x) ln q_theta(x) of each dataset, nats per response, shape (n_datasets,).
 
@@ -250,7 +246,7 @@ def cross_entropies_nats(model: Model, params, probs: jax.Array) -> jax.Array:
   References:
     Ji et al., "Language Models Resist Alignment", ACL 2025, Def. 3.3 (compression rate).
   """
-  log_q = likelihood.leaf_log_probs(model, params, _leaf_tokens(model))
+  log_q = shared_prefixes.tree_leaf_log_probs(model, params, model.depth)
   return -(probs * log_q[None, :]).sum(axis=-1)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from theory import conventions, token_tree
-from toy_models import likelihood
+from toy_models import likelihood, shared_prefixes
 from toy_models.models import Model
 from toy_models.stage_config import OPTIMIZERS
 
@@ -99,7 +99,7 @@ def finetune_loss(model: Model, params, finetune_weights: jax.Array, *, reductio
   tokens = _leaf_tokens(model)
   if reduction == "mean":
     return likelihood.weighted_token_nll(model, params, tokens, finetune_weights)
-  return -(finetune_weights * likelihood.leaf_log_probs(model, params, tokens)).sum()
+  return -(finetune_weights * shared_prefixes.tree_leaf_log_probs(model, params, model.depth)).sum()
 
 
 def rate_gradients_bits(model: Model, params, probs: jax.Array):
@@ -108,8 +108,7 @@ def rate_gradients_bits(model: Model, params, probs: jax.Array):
   References:
     Ji et al., "Language Models Resist Alignment", ACL 2025, Def. 3.3 (compression rate).
   """
-  tokens = _leaf_tokens(model)
-  _, pullback = jax.vjp(lambda p: likelihood.leaf_log_probs(model, p, tokens), params)
+  _, pullback = jax.vjp(lambda p: shared_prefixes.tree_leaf_log_probs(model, p, model.depth), params)
   return jax.vmap(pullback)(-probs / conventions.LN2)[0]
 
 

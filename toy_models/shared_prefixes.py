@@ -20,6 +20,11 @@ from theory import token_tree
 from toy_models import likelihood
 from toy_models.models import Model
 
+WHOLE_TREE_ONE_BY_ONE = 255
+"""Leaves up to which tree_leaf_log_probs runs every response through the model, as likelihood does: every default-
+and quick-scale tree (depth <= 8) keeps the numbers it was published with, bit for bit. Above (the paper scale's
+depth 10) the longest responses score them all: equal up to rounding, from half the model evaluations."""
+
 
 @functools.lru_cache(maxsize=16)
 def rows_of(depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,3 +133,12 @@ def exact_sft_gradient(model: Model, params: dict, depth: int, weights: jax.Arra
   total, _ = jax.lax.scan(add, jax.tree_util.tree_map(jnp.zeros_like, params),
                           (jnp.asarray(chunked_tokens), chunked_slots))
   return jax.tree_util.tree_map(lambda g: g / denominator.astype(g.dtype), total)
+
+
+def tree_leaf_log_probs(model: Model, params: dict, depth: int) -> jax.Array:
+  """log q(x) in nats of every leaf x of the tree of `depth`, (2**depth - 1,): likelihood.leaf_log_probs up to
+  WHOLE_TREE_ONE_BY_ONE leaves, leaf_log_probs (from the longest responses) above."""
+  tokens = jnp.asarray(token_tree.leaf_tokens(depth))
+  if tokens.shape[0] <= WHOLE_TREE_ONE_BY_ONE:
+    return likelihood.leaf_log_probs(model, params, tokens)
+  return leaf_log_probs(model, params, tokens)

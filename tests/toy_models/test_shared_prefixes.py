@@ -81,3 +81,15 @@ def test_tokens_of_another_shape_are_a_one_line_error():
   tokens = jnp.asarray(token_tree.leaf_tokens(3)[:5])
   with pytest.raises(ValueError, match=r"tokens have shape \(5, 3\); allowed: every leaf of a tree, \(7, 3\)"):
     shared_prefixes.leaf_log_probs(model, params, tokens)
+
+
+def test_whole_tree_log_probs_run_small_trees_as_before_and_large_ones_from_the_rows():
+  for depth in (8, 9):  # 255 leaves: every response through the model; 511: the 256 longest responses
+    model, params = _model_and_params("tabular", depth)
+    tokens = jnp.asarray(token_tree.leaf_tokens(depth))
+    ours = np.asarray(shared_prefixes.tree_leaf_log_probs(model, params, depth))
+    expected = (likelihood.leaf_log_probs if tokens.shape[0] <= shared_prefixes.WHOLE_TREE_ONE_BY_ONE
+                else shared_prefixes.leaf_log_probs)(model, params, tokens)
+    np.testing.assert_array_equal(ours, np.asarray(expected))  # the branch taken, bit for bit
+    np.testing.assert_allclose(ours, likelihood.leaf_log_probs(model, params, tokens), rtol=1e-12, atol=1e-13)
+  assert token_tree.n_leaves(8) <= shared_prefixes.WHOLE_TREE_ONE_BY_ONE < token_tree.n_leaves(9)
