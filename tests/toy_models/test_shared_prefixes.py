@@ -33,7 +33,7 @@ def test_rows_and_the_row_of_each_leaf_at_depth_three():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("depth", [1, 2, 4, 6])
+@pytest.mark.parametrize("depth", [1, 3, 6])
 def test_leaf_log_probs_equal_every_response_run_through_the_model(kind, depth):
   model, params = _model_and_params(kind, depth)
   tokens = jnp.asarray(token_tree.leaf_tokens(depth))
@@ -59,7 +59,7 @@ def test_row_weights_move_every_token_weight_to_one_slot():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("chunk", [3, 4, 16, 64])  # 16 rows at depth 5: a partial last chunk, exact chunks, one
+@pytest.mark.parametrize("chunk", [3, 16])  # 16 rows at depth 5: a partial last chunk of 3, one chunk
 def test_exact_gradient_equals_the_gradient_of_the_loss(kind, chunk):
   depth = 5
   model, params = _model_and_params(kind, depth)
