@@ -4,8 +4,8 @@ A response of the pruned token tree is its bits then EOS; the model's prediction
 first j tokens (every model here is causal). Each response's bits, padded with 0 bits to the longest length, form one
 of the 2**(depth - 1) longest bit strings, and at every position up to the response's own EOS that row's inputs are
 the response's own. So one pass over those rows (half the 2**depth - 1 responses) gives the next-token distributions
-that every response's tokens are scored with: the same numbers as likelihood.leaf_log_probs, from about half the
-model evaluations.
+that every response's tokens are scored with: likelihood.leaf_log_probs's numbers up to rounding, from half the model
+evaluations. Training's exact SFT gradient and the elasticities use it above WHOLE_TREE_ONE_BY_ONE leaves.
 """
 
 from __future__ import annotations
