@@ -4,7 +4,8 @@
 #  2. the paper scale's own budgets, each experiment stopped after FULL_SECONDS (Ctrl-C: finished units are saved).
 # Usage (on the device machine, from the repository root): OUT=<folder> bash benchmarks/gpu_paper.sh
 # EXPERIMENTS="hooke sequential" runs some; CUT_SECONDS=0 skips the cut budgets; WORK=<folder> holding full/NAME from
-# an earlier call resumes those runs (their finished units are reused).
+# an earlier call resumes those runs (their finished units are reused). First, alone on the GPU (about a minute;
+# EXACT_GRADIENT=0 skips it), benchmarks/exact_gradient.py writes $OUT/exact_gradient.json.
 # Writes to $OUT: gpu.txt, gpu_samples.csv, paper_cut.json, paper_full.json and paper_runs.tar.gz: each run's log and
 # folder without its checkpoints, with its units only where a full-budgets run stopped early (none where that is over
 # 60 MB), in 15 MB parts where larger. A later call resumes those runs: unpack the full/ folder into a git-ignored
@@ -16,6 +17,9 @@ mkdir -p "$OUT" "$WORK"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
   git rev-parse HEAD; git status --porcelain --untracked-files=no | head -5; nproc; } 2>&1 | tee "$OUT/gpu.txt"
+if [ "${EXACT_GRADIENT:-1}" != 0 ]; then  # first, alone on the GPU: the exact gradient per method and chunk size
+  timeout 300 python3 benchmarks/exact_gradient.py --repeats 10 --out "$OUT/exact_gradient.json" 2>&1 | tail -n 12
+fi
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 > "$OUT/gpu_samples.csv" 2>&1 &
 sampler=$!
 cut=
