@@ -17,20 +17,53 @@ def model_inputs(tokens: jax.Array) -> jax.Array:
   return jnp.where(shifted < 2, shifted, BEGIN)
 
 
+def next_token_log_probs(model: Model, params: dict, tokens: jax.Array) -> jax.Array:
+  """The model's whole next-token distribution log p(. | t_<j) in nats at every position, shape (B, T, 3).
+
+  Entry [i, j, a] is log p(a | first j tokens of response i) for a in (0, 1, EOS); at the last position only
+  EOS is possible (the tree's structure), so entries 0 and 1 are -inf there. token_log_probs are these entries at
+  the responses' own tokens. Positions after a response's EOS hold the model's prediction after the begin symbol
+  and mean nothing: objectives mask them with tokens != PAD.
+
+  Args:
+    model: the model.
+    params: its parameters (one run).
+    tokens: responses (B, T) from theory.token_tree.
+
+  Returns:
+    Log-probabilities (B, T, 3) in nats.
+
+  References:
+    Ji et al., "Language Models Resist Alignment", ACL 2025, Def. 3.1 (token trees).
+  """
+  out = model.logits(params, model_inputs(tokens))
+  forced = jnp.arange(tokens.shape[1]) == tokens.shape[1] - 1
+  out = jnp.where(forced[None, :, None] & (jnp.arange(3) != token_tree.EOS)[None, None, :], -jnp.inf, out)
+  return jax.nn.log_softmax(out, axis=-1)
+
+
+def score_tokens(log_probs: jax.Array, tokens: jax.Array) -> jax.Array:
+  """log p(t_j | t_<j) of each response's own tokens picked from next-token log-probabilities `log_probs`
+  (B, T, 3), 0 at padding, shape (B, T)."""
+  targets = jnp.minimum(tokens, token_tree.EOS)
+  picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+  return jnp.where(tokens == token_tree.PAD, 0.0, picked)
+
+
 def token_log_probs(model: Model, params: dict, tokens: jax.Array) -> jax.Array:
   """log p(t_j | t_<j) in nats for every real token of each response, 0 at padding, shape (B, T).
 
   At the last position of the pruned tree only EOS is possible (the tree's structure, not a learned choice),
   so that position has log-probability 0.
   """
-  out = model.logits(params, model_inputs(tokens))
-  last = tokens.shape[1] - 1
-  forced = jnp.arange(tokens.shape[1]) == last
-  out = jnp.where(forced[None, :, None] & (jnp.arange(3) != token_tree.EOS)[None, None, :], -jnp.inf, out)
-  log_probs = jax.nn.log_softmax(out, axis=-1)
-  targets = jnp.minimum(tokens, token_tree.EOS)
-  picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
-  return jnp.where(tokens == token_tree.PAD, 0.0, picked)
+  return score_tokens(next_token_log_probs(model, params, tokens), tokens)
+
+
+def token_mass(tokens: jax.Array, weights: jax.Array) -> jax.Array:
+  """sum_x w(x) |x|: the weighted number of tokens of the data (|x| counting EOS), at least the dtype's tiny; the
+  normaliser of the token-level losses."""
+  lengths = (tokens != token_tree.PAD).sum(axis=-1)
+  return jnp.maximum((weights * lengths).sum(), jnp.finfo(weights.dtype).tiny)
 
 
 def leaf_log_probs(model: Model, params: dict, tokens: jax.Array) -> jax.Array:
@@ -48,10 +81,9 @@ def weighted_token_nll(model: Model, params: dict, tokens: jax.Array, weights: j
   References:
     Ji et al., "Language Models Resist Alignment", ACL 2025, Section 5 (SFT loss).
   """
-  lengths = (tokens != token_tree.PAD).sum(axis=-1)
   weights = weights.astype(params_dtype(params))
   total = -(weights * leaf_log_probs(model, params, tokens)).sum()
-  return total / jnp.maximum((weights * lengths).sum(), jnp.finfo(weights.dtype).tiny)
+  return total / token_mass(tokens, weights)
 
 
 def dpo_loss(model: Model, params: dict, tokens: jax.Array, chosen_weights: jax.Array, rejected_weights: jax.Array,

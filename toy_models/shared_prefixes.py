@@ -42,16 +42,6 @@ def rows_of(depth: int) -> tuple[np.ndarray, np.ndarray]:
   return row_tokens.astype(np.int32), row_of_leaf
 
 
-def _row_log_probs(model: Model, params: dict, row_tokens: jax.Array) -> jax.Array:
-  """log p(a | the row's first j tokens) in nats for a in (0, 1, EOS) at every position j of rows of the longest
-  responses, shape (rows, depth, 3); at the last position only EOS is possible (the pruned tree), as in
-  likelihood.token_log_probs."""
-  out = model.logits(params, likelihood.model_inputs(row_tokens))
-  forced = jnp.arange(row_tokens.shape[1]) == row_tokens.shape[1] - 1
-  out = jnp.where(forced[None, :, None] & (jnp.arange(3) != token_tree.EOS)[None, None, :], -jnp.inf, out)
-  return jax.nn.log_softmax(out, axis=-1)
-
-
 def token_log_probs(model: Model, params: dict, tokens: jax.Array) -> jax.Array:
   """likelihood.token_log_probs of every leaf of the tree (`tokens` = theory.token_tree.leaf_tokens(depth), shape
   (2**depth - 1, depth)), computed from the longest responses only: log p(t_j | t_<j) in nats, 0 at padding.
@@ -63,10 +53,8 @@ def token_log_probs(model: Model, params: dict, tokens: jax.Array) -> jax.Array:
     raise ValueError(f"tokens have shape {tokens.shape}; allowed: every leaf of a tree, ({token_tree.n_leaves(depth)}, "
                      f"{depth}) (theory.token_tree.leaf_tokens)")
   row_tokens, row_of_leaf = rows_of(depth)
-  log_probs = _row_log_probs(model, params, jnp.asarray(row_tokens))[row_of_leaf]
-  targets = jnp.minimum(tokens, token_tree.EOS)
-  picked = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
-  return jnp.where(tokens == token_tree.PAD, 0.0, picked)
+  return likelihood.score_tokens(likelihood.next_token_log_probs(model, params, jnp.asarray(row_tokens))[row_of_leaf],
+                                 tokens)
 
 
 def leaf_log_probs(model: Model, params: dict, tokens: jax.Array) -> jax.Array:
@@ -111,8 +99,7 @@ def exact_sft_gradient(model: Model, params: dict, depth: int, weights: jax.Arra
     jax.lax.scan.
   """
   weights = weights.astype(likelihood.params_dtype(params))
-  tokens = token_tree.leaf_tokens(depth)
-  denominator = jnp.maximum((weights * (tokens != token_tree.PAD).sum(axis=-1)).sum(), jnp.finfo(weights.dtype).tiny)
+  denominator = likelihood.token_mass(jnp.asarray(token_tree.leaf_tokens(depth)), weights)
   slots = row_weights(depth, weights)
   row_tokens, _ = rows_of(depth)
   rows = row_tokens.shape[0]
@@ -124,7 +111,7 @@ def exact_sft_gradient(model: Model, params: dict, depth: int, weights: jax.Arra
     part_tokens, part_slots = part
 
     def numerator(p):
-      log_probs = _row_log_probs(model, p, part_tokens)
+      log_probs = likelihood.next_token_log_probs(model, p, part_tokens)
       return -jnp.where(part_slots != 0, part_slots * log_probs, 0.0).sum()  # 0 * (-inf) at forced slots is no term
 
     grads = jax.grad(numerator)(params)

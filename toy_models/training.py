@@ -236,8 +236,7 @@ def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None 
   if whole_tree:
     return shared_prefixes.exact_sft_gradient(model, params, length, weights, chunk)
   weights = weights.astype(likelihood.params_dtype(params))
-  lengths = (tokens != token_tree.PAD).sum(axis=-1)
-  denominator = jnp.maximum((weights * lengths).sum(), jnp.finfo(weights.dtype).tiny)
+  denominator = likelihood.token_mass(tokens, weights)
   chunks, extra = -(-count // chunk), -count % chunk  # padded with zero-weight copies of the first response
   chunked_tokens = jnp.concatenate([tokens, jnp.repeat(tokens[:1], extra, axis=0)]).reshape(chunks, chunk, length)
   chunked_weights = jnp.concatenate([weights, jnp.zeros(extra, weights.dtype)]).reshape(chunks, chunk)

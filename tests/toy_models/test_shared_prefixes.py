@@ -51,7 +51,7 @@ def test_row_weights_move_every_token_weight_to_one_slot():
   slots = shared_prefixes.row_weights(depth, weights)
   assert slots.shape == (2 ** (depth - 1), depth, 3)
   np.testing.assert_allclose(slots.sum(), (weights * (tokens != token_tree.PAD).sum(axis=1)).sum(), rtol=1e-13)
-  row_log_probs = shared_prefixes._row_log_probs(model, params, jnp.asarray(shared_prefixes.rows_of(depth)[0]))
+  row_log_probs = likelihood.next_token_log_probs(model, params, jnp.asarray(shared_prefixes.rows_of(depth)[0]))
   scored = jnp.where(slots != 0, slots * row_log_probs, 0.0).sum()
   reference = (weights * likelihood.leaf_log_probs(model, params, jnp.asarray(tokens))).sum()
   np.testing.assert_allclose(scored, reference, rtol=1e-12)
