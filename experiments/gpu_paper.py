@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
 import re
 
-from experiments import readme_blocks, verdicts
+from experiments import readme_blocks, records, verdicts
 
 FOLDER = pathlib.Path(__file__).resolve().parents[1] / "figures" / "data" / "gpu_paper"
 """Where the device check's output is kept: gpu.txt, {cut,full}_callN.json, logs/, finished/NAME/summary.json."""
@@ -34,7 +33,7 @@ def _outcome(row: dict, log: pathlib.Path) -> str:
 
 def calls(folder: pathlib.Path) -> list[tuple[str, int, dict]]:
   """(budgets 'cut' or 'full', call number, saved results) of every saved run set, by call then budgets."""
-  found = [(m[1], int(m[2]), json.loads(path.read_text())) for path in folder.glob("*_call*.json")
+  found = [(m[1], int(m[2]), records.read_json(path)) for path in folder.glob("*_call*.json")
            if (m := _CALL.fullmatch(path.name))]
   return sorted(found, key=lambda item: (item[1], item[0]))
 
@@ -44,7 +43,7 @@ def markdown(folder: pathlib.Path = FOLDER) -> str:
   failed, or stopped with its units done), and the verdicts of the experiments that finished at the full budgets,
   Holm-corrected together as FAMILY."""
   device = (folder / "gpu.txt").read_text().splitlines()
-  provenance = json.loads((folder / "provenance.json").read_text())
+  provenance = records.read_json(folder / "provenance.json")
   sets = calls(folder)
   names = list(dict.fromkeys(row["experiment"] for _, _, saved in sets for row in saved["rows"]))
   lines = ["<!-- generated from figures/data/gpu_paper/ (benchmarks/gpu_paper.sh on the device); do not edit -->",
@@ -67,9 +66,8 @@ def markdown(folder: pathlib.Path = FOLDER) -> str:
       cells.append("—" if row is None else _outcome(row, folder / "logs" / f"{budgets}_call{call}_{name}.log"))
     lines.append(f"| {name} | {' | '.join(cells)} |")
   finished = sorted(path.parent.name for path in (folder / "finished").glob("*/summary.json"))
-  summaries = {name: json.loads((folder / "finished" / name / "summary.json").read_text()) for name in finished}
   saved_verdicts = [{**v, "key": f"{name}:{v['key']}"} for name in finished
-                    for v in summaries[name]["summary"]["verdicts"]]
+                    for v in records.read_json(folder / "finished" / name / "summary.json")["summary"]["verdicts"]]
   lines += ["", f"Verdicts of the {len(finished)} experiments finished at the paper scale's own budgets "
             f"({', '.join(finished)}), Holm-corrected together ({len(saved_verdicts)} tests; the full report corrects "
             "over every experiment):", "", *verdicts.table(saved_verdicts, FAMILY)]
