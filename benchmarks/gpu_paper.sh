@@ -5,7 +5,9 @@
 # Usage (on the device machine, from the repository root): OUT=<folder> bash benchmarks/gpu_paper.sh
 # EXPERIMENTS="hooke sequential" runs some; CUT_SECONDS=0 skips the cut budgets; WORK=<folder> holding full/NAME from
 # an earlier call resumes those runs (their finished units are reused). First, alone on the GPU (about a minute;
-# EXACT_GRADIENT=0 skips it), benchmarks/exact_gradient.py writes $OUT/exact_gradient.json.
+# EXACT_GRADIENT=0 skips it), benchmarks/exact_gradient.py writes $OUT/exact_gradient.json (float64) and
+# exact_gradient_float32.json; CHUNK=best then trains in the fastest float64 chunk it measured, CHUNK=<n> in chunks of n
+# ($ELASTICITY_EXACT_GRADIENT_CHUNK; unset: the default, toy_models.training.EXACT_GRADIENT_CHUNK).
 # Writes to $OUT: gpu.txt, gpu_samples.csv, paper_cut.json, paper_full.json and paper_runs.tar.gz: each run's log and
 # folder without its checkpoints, with its units only where a full-budgets run stopped early (none where that is over
 # 60 MB), in 15 MB parts where larger. A later call resumes those runs: unpack the full/ folder into a git-ignored
@@ -17,8 +19,19 @@ mkdir -p "$OUT" "$WORK"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
   git rev-parse HEAD; git status --porcelain --untracked-files=no | head -5; nproc; } 2>&1 | tee "$OUT/gpu.txt"
-if [ "${EXACT_GRADIENT:-1}" != 0 ]; then  # first, alone on the GPU: the exact gradient per method and chunk size
-  timeout 300 python3 benchmarks/exact_gradient.py --repeats 10 --out "$OUT/exact_gradient.json" 2>&1 | tail -n 12
+if [ "${EXACT_GRADIENT:-1}" != 0 ]; then  # first, alone on the GPU: the exact gradient per method and chunk size, for
+  # the 25 vmapped runs of a paper-scale Hooke joint unit, in the paper scale's float64 and in float32
+  timeout 150 python3 benchmarks/exact_gradient.py --runs 25 --chunks 256,512,1024 --repeats 5 \
+    --out "$OUT/exact_gradient.json" 2>&1 | tail -n 8
+  timeout 90 python3 benchmarks/exact_gradient.py --runs 25 --chunks 512,1024 --repeats 5 --dtype float32 \
+    --out "$OUT/exact_gradient_float32.json" 2>&1 | tail -n 6
+fi
+if [ "${CHUNK:-}" = best ] && [ -f "$OUT/exact_gradient.json" ]; then  # train in the fastest float64 chunk measured
+  CHUNK=$(python3 -c "import json, sys; rows = json.load(open(sys.argv[1]))['rows']
+print(min((r for r in rows if r['method'] == 'rows'), key=lambda r: r['ms_per_gradient'])['chunk'])" "$OUT/exact_gradient.json")
+fi
+if [ -n "${CHUNK:-}" ] && [ "$CHUNK" != best ]; then
+  export ELASTICITY_EXACT_GRADIENT_CHUNK=$CHUNK && echo "training's exact gradient in chunks of $CHUNK" | tee -a "$OUT/gpu.txt"
 fi
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 > "$OUT/gpu_samples.csv" 2>&1 &
 sampler=$!

@@ -65,8 +65,14 @@ def config_hash(config) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+NUMERIC_ENVIRONMENT = ("ELASTICITY_EXACT_GRADIENT_CHUNK",)
+"""Environment variables that change a run's numbers (in rounding only): provenance records those that are set."""
+
+
 def provenance(config=None, seed: int | None = None, **extra) -> dict:
-  """How a result was made: config (a dataclass or dict), its hash, seed, versions, commit, UTC time, and `extra`."""
+  """How a result was made: config (a dataclass or dict), its hash, seed, versions, commit, UTC time, the
+  NUMERIC_ENVIRONMENT variables set (only where one is), and `extra`."""
+  environment = {name: os.environ[name] for name in NUMERIC_ENVIRONMENT if os.environ.get(name, "").strip()}
   return {
       **extra,
       "config": plain(config),
@@ -75,6 +81,7 @@ def provenance(config=None, seed: int | None = None, **extra) -> dict:
       "package_versions": package_versions(),
       "git_commit": git_commit(pathlib.Path(__file__).resolve().parent),
       "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+      **({"environment": environment} if environment else {}),
   }
 
 

@@ -16,6 +16,7 @@ finished its budget still costs a full step, runs of very different budgets are 
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +48,26 @@ responses) are one chunk, as before chunking existed. At depth 10 (1,023 respons
 gradient at once, and 2.6 GB in chunks of 256; the chunked gradient was also faster (176 against 237 ms per
 run-step, 4 vmapped runs, 2-core CPU, 2026-11-27). Training's gradient chunks the tree's 512 longest responses
 instead, which score all 1,023 (toy_models.shared_prefixes): 531 against 968 ms per gradient of 5 vmapped runs in
-chunks of 256 (float64, 2-core CPU, 2026-11-28; `python benchmarks/exact_gradient.py` measures both)."""
+chunks of 256 (float64, 2-core CPU, 2026-11-28; `python benchmarks/exact_gradient.py` measures both).
+$ELASTICITY_EXACT_GRADIENT_CHUNK overrides it (exact_gradient_chunk)."""
+EXACT_GRADIENT_CHUNK_ENV = "ELASTICITY_EXACT_GRADIENT_CHUNK"
+
+
+def exact_gradient_chunk() -> int:
+  """Responses (or longest responses) per chunk of the exact SFT gradient: $ELASTICITY_EXACT_GRADIENT_CHUNK where it
+  is set (an integer >= 1: the chunk sum's rounding, memory and speed change with it, not the gradient), otherwise
+  EXACT_GRADIENT_CHUNK. Read when a program is traced; runs record it in their provenance (experiments.records)."""
+  text = os.environ.get(EXACT_GRADIENT_CHUNK_ENV, "").strip()
+  if not text:
+    return EXACT_GRADIENT_CHUNK
+  try:
+    chunk = int(text)
+  except ValueError:
+    chunk = 0
+  if chunk < 1:
+    raise ValueError(f"{EXACT_GRADIENT_CHUNK_ENV}={text!r}; allowed: an integer >= 1 (responses per chunk of the "
+                     "exact gradient), or unset")
+  return chunk
 
 
 def _transform(optimizer: str) -> optax.GradientTransformation:
@@ -208,7 +228,7 @@ def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None 
 
   The loss is a sum over responses divided by sum_x w(x) |x|, which does not depend on the parameters, so its
   gradient is the sum of the chunks' gradients over that constant. With more than `chunk` responses (default
-  EXACT_GRADIENT_CHUNK) the chunks run one after another (lax.scan): memory holds one chunk's activations per run
+  exact_gradient_chunk()) the chunks run one after another (lax.scan): memory holds one chunk's activations per run
   instead of every response's. Up to `chunk` responses it is jax.grad of the loss itself, unchanged. With more,
   and `whole_tree` (the caller's promise that `tokens` is theory.token_tree.leaf_tokens of its depth), the chunks
   are of the tree's longest responses, which score every response (toy_models.shared_prefixes): the same gradient
@@ -219,7 +239,7 @@ def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None 
     params: its parameters (one run).
     tokens: (B, T) responses (e.g. every leaf of the tree).
     weights: (B,) weights >= 0 (counts or probabilities).
-    chunk: responses per chunk (None: EXACT_GRADIENT_CHUNK).
+    chunk: responses per chunk (None: exact_gradient_chunk()).
     whole_tree: `tokens` is every leaf of the tree of depth T, in theory.token_tree's order.
 
   Returns:
@@ -229,7 +249,7 @@ def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None 
     JAX documentation, jax.lax.scan (a loop that keeps one iteration's intermediates at a time); Ji et al., "Language
     Models Resist Alignment", ACL 2025, Section 5 (the SFT loss).
   """
-  chunk = EXACT_GRADIENT_CHUNK if chunk is None else chunk
+  chunk = exact_gradient_chunk() if chunk is None else chunk
   count, length = tokens.shape
   if count <= chunk:
     return jax.grad(functools.partial(_loss, model))(params, tokens, weights)
@@ -585,7 +605,7 @@ def training_bytes(model: Model, stage: StageConfig, runs: int, float_type=np.fl
   """Estimated bytes of one training call of `runs` runs of `stage` in `float_type` (an upper bound).
 
   Per run: the activations of the responses one step differentiates (the minibatch, twice for DPO's pairs; under
-  the expected gradient every response, in chunks of EXACT_GRADIENT_CHUNK for SFT, plus DPO's pair matrix),
+  the expected gradient every response, in chunks of exact_gradient_chunk() for SFT, plus DPO's pair matrix),
   PARAMETER_COPIES copies of the parameters and the run's leaf arrays (one for SFT, three for DPO); once: the
   responses' int32 tokens.
 
@@ -607,7 +627,7 @@ def training_bytes(model: Model, stage: StageConfig, runs: int, float_type=np.fl
   elif stage.objective == "dpo":
     differentiated, pairs = responses, 3 * responses**2
   else:
-    differentiated, pairs = min(responses, EXACT_GRADIENT_CHUNK), 0
+    differentiated, pairs = min(responses, exact_gradient_chunk()), 0
   arrays = responses * (3 if stage.objective == "dpo" else 1)
   per_run = (differentiated * training_floats_per_response(model) + pairs + PARAMETER_COPIES * model.parameter_count()
              + arrays)

@@ -37,6 +37,14 @@ def test_a_new_directory_gets_the_config_with_provenance(tmp_path):
   assert saved_experiment(tmp_path / "run") == ("demo", {"seeds": 2, "seed": 0})
 
 
+def test_provenance_records_the_environment_that_changes_numbers_only_where_it_is_set(monkeypatch):
+  monkeypatch.delenv("ELASTICITY_EXACT_GRADIENT_CHUNK", raising=False)
+  assert "environment" not in records.provenance(Config())
+  monkeypatch.setenv("ELASTICITY_EXACT_GRADIENT_CHUNK", "512")
+  monkeypatch.setenv("ELASTICITY_UNRELATED", "1")
+  assert records.provenance(Config())["environment"] == {"ELASTICITY_EXACT_GRADIENT_CHUNK": "512"}
+
+
 def test_another_config_or_experiment_is_refused_before_anything_is_written(tmp_path):
   RunDir(tmp_path, Config(), experiment="demo").close()
   before = (tmp_path / "config.json").read_bytes()

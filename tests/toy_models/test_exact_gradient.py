@@ -50,6 +50,32 @@ def test_expected_gradient_training_is_the_same_in_chunks(monkeypatch):
   np.testing.assert_allclose(trained(8), trained(1024), rtol=1e-10, atol=1e-13)
 
 
+def test_the_environment_sets_the_chunk_and_a_bad_value_is_named(monkeypatch):
+  monkeypatch.delenv(training.EXACT_GRADIENT_CHUNK_ENV, raising=False)
+  assert training.exact_gradient_chunk() == training.EXACT_GRADIENT_CHUNK
+  model = build_model(ModelConfig(kind="transformer", width=8, layers=1, heads=2), DEPTH)
+  params = model.init(jax.random.PRNGKey(4))
+  tokens = jnp.asarray(token_tree.leaf_tokens(DEPTH))
+  weights = jnp.asarray(np.random.default_rng(5).uniform(0.0, 2.0, tokens.shape[0]))
+  whole = training.exact_sft_gradient(model, params, tokens, weights)  # 31 responses: one chunk of 256
+  seen = []
+  monkeypatch.setattr(training.shared_prefixes, "exact_sft_gradient",
+                      lambda *args: seen.append(args[-1]) or whole)  # the chunk it is called with
+  monkeypatch.setenv(training.EXACT_GRADIENT_CHUNK_ENV, " 4 ")
+  assert training.exact_gradient_chunk() == 4
+  training.exact_sft_gradient(model, params, tokens, weights, whole_tree=True)
+  assert seen == [4]
+  monkeypatch.undo()
+  monkeypatch.setenv(training.EXACT_GRADIENT_CHUNK_ENV, "8")
+  chunked = training.exact_sft_gradient(model, params, tokens, weights)  # 4 chunks of responses
+  for ours, reference in zip(jax.tree_util.tree_leaves(chunked), jax.tree_util.tree_leaves(whole), strict=True):
+    np.testing.assert_allclose(ours, reference, rtol=1e-11, atol=1e-14)
+  for bad in ("0", "-3", "many", "2.5"):
+    monkeypatch.setenv(training.EXACT_GRADIENT_CHUNK_ENV, bad)
+    with pytest.raises(ValueError, match=f"ELASTICITY_EXACT_GRADIENT_CHUNK='{bad}'; allowed: an integer >= 1"):
+      training.exact_gradient_chunk()
+
+
 @pytest.mark.parametrize("objective", ["sft", "dpo"])
 def test_final_objective_in_chunks_of_runs_equals_one_call(monkeypatch, objective):
   model = build_model(ModelConfig(kind="transformer", width=8, layers=1, heads=2), DEPTH)
