@@ -49,17 +49,25 @@ gradient at once, and 2.6 GB in chunks of 256; the chunked gradient was also fas
 run-step, 4 vmapped runs, 2-core CPU, 2026-11-27). Training's gradient chunks the tree's 512 longest responses
 instead, which score all 1,023 (toy_models.shared_prefixes): 531 against 968 ms per gradient of 5 vmapped runs in
 chunks of 256 (float64, 2-core CPU, 2026-11-28; `python benchmarks/exact_gradient.py` measures both).
-$ELASTICITY_EXACT_GRADIENT_CHUNK overrides it (exact_gradient_chunk)."""
+It is the chunk on a CPU (one chunk of the 512 longest responses: 551 against 489 ms in the same setting);
+accelerators take ACCELERATOR_EXACT_GRADIENT_CHUNK; $ELASTICITY_EXACT_GRADIENT_CHUNK overrides both
+(exact_gradient_chunk)."""
+ACCELERATOR_EXACT_GRADIENT_CHUNK = 512
+"""The chunk on a GPU or TPU: on an NVIDIA H200 (float64, depth 10, width 64, 2 layers, 25 vmapped runs, 2026-11-28,
+`benchmarks/exact_gradient.py`; docs/USAGE.md "The paper scale on a GPU"), 9.4 ms per gradient in one chunk of the
+512 longest responses against 11.4 in chunks of 256 and 18.6 for all 1,023 responses at once (3.9 against 8.0 ms in
+float32): each chunk is a further pass of small kernels there, and 25 runs' chunk of 512 holds about 2 GB."""
 EXACT_GRADIENT_CHUNK_ENV = "ELASTICITY_EXACT_GRADIENT_CHUNK"
 
 
 def exact_gradient_chunk() -> int:
   """Responses (or longest responses) per chunk of the exact SFT gradient: $ELASTICITY_EXACT_GRADIENT_CHUNK where it
   is set (an integer >= 1: the chunk sum's rounding, memory and speed change with it, not the gradient), otherwise
-  EXACT_GRADIENT_CHUNK. Read when a program is traced; runs record it in their provenance (experiments.records)."""
+  EXACT_GRADIENT_CHUNK on a CPU and ACCELERATOR_EXACT_GRADIENT_CHUNK on a GPU or TPU (JAX's default backend). Read
+  when a program is traced; runs record the variable in their provenance where it is set (experiments.records)."""
   text = os.environ.get(EXACT_GRADIENT_CHUNK_ENV, "").strip()
   if not text:
-    return EXACT_GRADIENT_CHUNK
+    return EXACT_GRADIENT_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_EXACT_GRADIENT_CHUNK
   try:
     chunk = int(text)
   except ValueError:

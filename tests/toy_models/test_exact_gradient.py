@@ -52,7 +52,10 @@ def test_expected_gradient_training_is_the_same_in_chunks(monkeypatch):
 
 def test_the_environment_sets_the_chunk_and_a_bad_value_is_named(monkeypatch):
   monkeypatch.delenv(training.EXACT_GRADIENT_CHUNK_ENV, raising=False)
-  assert training.exact_gradient_chunk() == training.EXACT_GRADIENT_CHUNK
+  assert training.exact_gradient_chunk() == training.EXACT_GRADIENT_CHUNK == 256  # the tests run on a CPU
+  with monkeypatch.context() as patched:
+    patched.setattr(jax, "default_backend", lambda: "gpu")
+    assert training.exact_gradient_chunk() == training.ACCELERATOR_EXACT_GRADIENT_CHUNK == 512
   model = build_model(ModelConfig(kind="transformer", width=8, layers=1, heads=2), DEPTH)
   params = model.init(jax.random.PRNGKey(4))
   tokens = jnp.asarray(token_tree.leaf_tokens(DEPTH))
