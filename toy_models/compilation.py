@@ -39,7 +39,11 @@ PRESETS = {
 instead of 1.50 s and runs its steps about 9% slower; 'unoptimized' compiles faster still and trains about 50%
 slower (the from-scratch sweep of `elasticity bench`: 7.4 s against 4.8 s). Each is the better choice where its
 compiling dominates: `elasticity reproduce --scale tiny` (empty cache) took 40-44 s unoptimized against 53-55 s
-fast-compile, while `--quick` took 112 s (empty cache) and 75 s (warm) unoptimized against 93 s and 49 s."""
+fast-compile, while `--quick` took 112 s (empty cache) and 75 s (warm) unoptimized against 93 s and 49 s.
+Tried and not adopted (2026-11-28, same CPU, jax 0.10.2): XLA's experimental YNNPACK dots
+(xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT) made the width-64 float32 step faster
+(14.4 against 16.6 ms, 1 run, batch 256) and the width-16 one slower (0.319 against 0.288 ms per run-step, 8 runs)
+and left float64 unchanged; the XNNPACK and oneDNN dot fusions and xla_cpu_use_xnnpack/onednn changed nothing."""
 SCALE_PRESETS = {"tiny": "unoptimized", "quick": "fast-compile", "default": "optimized", "paper": "optimized"}
 _preset = ["optimized"]  # the preset in use (set_preset); a list so that the setting is one mutable cell.
 
