@@ -266,3 +266,40 @@ def test_compile_presets_change_rounding_only_and_unknown_ones_are_refused():
   allowed = "allowed: optimized, fast-compile, unoptimized"
   with pytest.raises(ValueError, match=f"unknown compile preset 'fastest'; {allowed}"):
     compilation.set_preset("fastest")
+
+
+
+INIT_SCRIPT = """
+import json
+import jax
+import numpy as np
+jax.config.update("jax_enable_x64", True)
+from toy_models import compilation, training
+from toy_models.model_config import ModelConfig
+from toy_models.models import build_model
+
+equal = []
+for kind, width, layers, dtype in [("transformer", 16, 1, "float64"), ("transformer", 16, 1, "float32"),
+                                   ("transformer", 32, 2, "float64"), ("ngram", 16, 1, "float64"),
+                                   ("tabular", 16, 1, "float64")]:
+  model = build_model(ModelConfig(kind=kind, width=width, layers=layers, heads=2, dtype=dtype), 6)
+  keys = jax.random.split(jax.random.PRNGKey(11), 8)
+  ours = training.init_params(model, keys)
+  reference = jax.jit(jax.vmap(model.init))(keys)  # XLA's default options
+  equal.append(all(a.dtype == b.dtype and np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
+                   zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(reference), strict=True)))
+print(json.dumps({"options": compilation.initializer_options(), "equal": equal}))
+"""
+
+
+def test_the_initialiser_compiled_to_compile_fast_gives_the_same_parameters_bit_for_bit():
+  """In a process without the tests' global XLA flags: the initialisers, compiled with initializer_options, give the
+  parameters that XLA's default options give, for every model kind and both float types."""
+  env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+  env.update({compilation.CACHE_ENV: "off", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)})
+  done = subprocess.run([sys.executable, "-c", INIT_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr
+  out = json.loads(done.stdout.strip().splitlines()[-1])
+  assert out["options"] == {name: value for name, value in compilation.PRESETS["fast-compile"]}
+  assert out["equal"] == [True] * 5
