@@ -279,9 +279,8 @@ from toy_models.model_config import ModelConfig
 from toy_models.models import build_model
 
 equal = []
-for kind, width, layers, dtype in [("transformer", 16, 1, "float64"), ("transformer", 16, 1, "float32"),
-                                   ("transformer", 32, 2, "float64"), ("ngram", 16, 1, "float64"),
-                                   ("tabular", 16, 1, "float64")]:
+for kind, width, layers, dtype in [("transformer", 16, 1, "float32"), ("transformer", 32, 2, "float64"),
+                                   ("ngram", 16, 1, "float64"), ("tabular", 16, 1, "float64")]:
   model = build_model(ModelConfig(kind=kind, width=width, layers=layers, heads=2, dtype=dtype), 6)
   keys = jax.random.split(jax.random.PRNGKey(11), 8)
   ours = training.init_params(model, keys)
@@ -302,4 +301,4 @@ def test_the_initialiser_compiled_to_compile_fast_gives_the_same_parameters_bit_
   assert done.returncode == 0, done.stderr
   out = json.loads(done.stdout.strip().splitlines()[-1])
   assert out["options"] == {name: value for name, value in compilation.PRESETS["fast-compile"]}
-  assert out["equal"] == [True] * 5
+  assert out["equal"] == [True] * 4
