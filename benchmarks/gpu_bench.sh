@@ -7,5 +7,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import jax; print('jax', jax.__version__, jax.devices())" | tee -a "$OUT/gpu.txt"
 python3 -m elasticity_cli bench --workloads w64 --runs 1,32,256 --sweep-runs 0 --accuracy false \
   --out "$OUT/bench_w64.json" 2>&1 | tee "$OUT/bench_w64.log"
-python3 -m elasticity_cli bench --workloads w16 --runs 1,32,256 --accuracy false \
+python3 -m elasticity_cli bench --workloads w16 --runs 1,32,256 --accuracy false --sweep-repeats 1 \
   --out "$OUT/bench_w16.json" 2>&1 | tee "$OUT/bench_w16.log"

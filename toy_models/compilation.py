@@ -75,6 +75,22 @@ def using_preset(name: str) -> Iterator[None]:
     set_preset(before)
 
 
+@contextlib.contextmanager
+def without_persistent_cache() -> Iterator[None]:
+  """Inside the block JAX neither reads nor writes the persistent compilation cache (every program compiles); the
+  setting before it comes back after.
+
+  References:
+    JAX documentation, "Persistent compilation cache" (the jax_enable_compilation_cache option).
+  """
+  before = jax.config.jax_enable_compilation_cache
+  jax.config.update("jax_enable_compilation_cache", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_compilation_cache", before)
+
+
 def training_options() -> tuple[tuple[str, object], ...]:
   """The XLA options of the current preset as hashable (name, value) pairs; none on accelerators.
 

@@ -3,10 +3,13 @@
 import json
 import math
 
+import jax
+import numpy as np
 import pytest
 
 from elasticity_cli import main
 from experiments import bench
+from toy_models import compilation
 
 SMALL = dict(workloads=("w16",), dtypes=("float32",), runs=(1, 3), steps_scale=0.02, warmup_steps=1,
              sweep_runs=2, sweep_steps=3, accuracy=False)
@@ -31,6 +34,27 @@ def test_run_benchmark_times_every_workload_dtype_and_run_count():
   assert len({s["programs_compiled"] for s in result["sweep"]}) == 1  # each sweep from scratch: the same programs
   assert result["compilation"]["programs"] >= sum(r["programs_compiled"] for r in rows)
   assert result["device"]["device_count"] >= 1 and len(lines) == len(rows) + len(result["sweep"])
+
+
+def test_the_sweep_keeps_the_fastest_of_its_repeats_each_compiled_without_the_persistent_cache(monkeypatch):
+  before = jax.config.jax_enable_compilation_cache
+  seen, times = [], iter([3.0, 2.0, 2.5])
+
+  def fake_train(workload, dtype, runs, steps, seed):
+    seconds = next(times)
+    seen.append((jax.config.jax_enable_compilation_cache, compilation.preset(), workload.name, runs, steps))
+    return seconds, np.array([seconds, seconds]), compilation.CompileStats(programs=int(2 * seconds),
+                                                                            compile_seconds=seconds / 2)
+
+  monkeypatch.setattr(bench, "_train", fake_train)
+  row = bench.sweep(bench.BenchConfig(sweep_runs=8, sweep_steps=800, sweep_repeats=3), "float32", "fast-compile")
+  assert seen == [(False, "fast-compile", "w16", 8, 800)] * 3
+  assert jax.config.jax_enable_compilation_cache == before and compilation.preset() != "fast-compile"
+  assert row["seconds"] == 2.0 and row["seconds_each"] == [3.0, 2.0, 2.5]
+  assert row["programs_compiled"] == 4 and row["compile_seconds"] == 1.0 and row["final_loss_nats_per_token"] == 2.0
+  assert row["ms_per_run_step"] == pytest.approx(2000 / 6400, rel=1e-3)
+  with pytest.raises(ValueError, match=r"sweep_repeats=0 is not allowed; allowed: an integer 1\.\."):
+    bench.BenchConfig(sweep_repeats=0)
 
 
 def test_cli_prints_a_table_and_saves_the_json(tmp_path, capsys):
@@ -81,6 +105,10 @@ def test_torch_comparison_pairs_like_with_like_and_reads_only_torch_loop_output(
   one_run_best = [{**saved["training"][0], "run_steps_per_second": 250.0}, saved["training"][1]]
   assert (bench.torch_comparison_lines({**saved, "training": one_run_best})[-1]
           == "| w64, best vmapped (ms per run-step) | 10 / 4 / 2.50 (1 run) |")
+  assert "one run after another, run on this machine" in lines[0]  # one time per row: no "fastest of"
+  repeated = {**reference, "rows": [{**row, "seconds_each": [row["seconds"], 11.0]} for row in reference["rows"]]}
+  assert "one run after another, the fastest of 2 times, run on" in bench.torch_comparison_lines(
+      {**saved, "torch_reference": repeated})[0]
   path = tmp_path / "torch.json"
   path.write_text(json.dumps(reference))
   assert bench.read_torch_reference(path) == reference
@@ -96,6 +124,10 @@ def test_the_speed_block_names_the_processor_on_a_cpu_and_the_accelerator_elsewh
             "load_average_1min": 1.0, "jax_version": "0"}
   saved = {"device": device, "compilation": {"cache_hits": 0, "programs": 1}, "sweep": [], "training": []}
   assert "Measured on Some CPU 9000 (cpu, 2 CPUs" in bench.markdown(saved)
+  sweep = {"dtype": "float32", "preset": "fast-compile", "runs": 8, "steps": 800, "seconds": 3.3,
+           "seconds_each": [3.5, 3.3, 3.4]}
+  assert ("- Sweep of 8 runs × 800 steps from scratch, with compilation (the fastest of 3 times): 3.3 s in float32 "
+          "(fast-compile XLA options)") in bench.markdown({**saved, "sweep": [sweep]})
   older = {**saved, "device": {key: value for key, value in device.items() if key != "cpu_model"}}
   assert "Measured on cpu (cpu, 2 CPUs" in bench.markdown(older)
   gpu = {**saved, "device": {**device, "platform": "gpu", "device_kind": "NVIDIA H200"}}
