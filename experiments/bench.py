@@ -274,7 +274,7 @@ def markdown(saved: dict) -> str:
   if sweeps:
     presets = list(dict.fromkeys(row.get("preset", "optimized") for row in sweeps))
     repeats = len(sweeps[0].get("seconds_each", [0]))
-    best = f" (the fastest of {repeats} times)" if repeats > 1 else ""
+    best = f" (fastest of {repeats})" if repeats > 1 else ""
     lines.append(f"- Sweep of {sweeps[0]['runs']} runs × {sweeps[0]['steps']} steps from scratch, with compilation"
                  f"{best}: "
                  + "; ".join(", ".join(f"{row['seconds']:g} s in {row['dtype']}" for row in sweeps
@@ -345,7 +345,7 @@ def torch_comparison_lines(saved: dict) -> list[str]:
           cells.setdefault(label, {})[dtype] = (row["ms_per_run_step"], 1000 / pick[0]["run_steps_per_second"], note)
   dtypes = list(dict.fromkeys(r["dtype"] for r in reference["rows"]))
   repeats = len(reference["rows"][0].get("seconds_each", [0])) if reference["rows"] else 1
-  best = f", the fastest of {repeats} times" if repeats > 1 else ""
+  best = f", fastest of {repeats}" if repeats > 1 else ""
   lines = [f"Beside PyTorch {reference['torch']} ({reference['threads']} threads, `benchmarks/torch_loop.py`, one "
            f"run after another{best}, run on this machine just before); PyTorch / ours / ratio, above 1: ours is "
            "faster:", "",

@@ -107,7 +107,7 @@ def test_torch_comparison_pairs_like_with_like_and_reads_only_torch_loop_output(
           == "| w64, best vmapped (ms per run-step) | 10 / 4 / 2.50 (1 run) |")
   assert "one run after another, run on this machine" in lines[0]  # one time per row: no "fastest of"
   repeated = {**reference, "rows": [{**row, "seconds_each": [row["seconds"], 11.0]} for row in reference["rows"]]}
-  assert "one run after another, the fastest of 2 times, run on" in bench.torch_comparison_lines(
+  assert "one run after another, fastest of 2, run on" in bench.torch_comparison_lines(
       {**saved, "torch_reference": repeated})[0]
   path = tmp_path / "torch.json"
   path.write_text(json.dumps(reference))
@@ -126,7 +126,7 @@ def test_the_speed_block_names_the_processor_on_a_cpu_and_the_accelerator_elsewh
   assert "Measured on Some CPU 9000 (cpu, 2 CPUs" in bench.markdown(saved)
   sweep = {"dtype": "float32", "preset": "fast-compile", "runs": 8, "steps": 800, "seconds": 3.3,
            "seconds_each": [3.5, 3.3, 3.4]}
-  assert ("- Sweep of 8 runs × 800 steps from scratch, with compilation (the fastest of 3 times): 3.3 s in float32 "
+  assert ("- Sweep of 8 runs × 800 steps from scratch, with compilation (fastest of 3): 3.3 s in float32 "
           "(fast-compile XLA options)") in bench.markdown({**saved, "sweep": [sweep]})
   older = {**saved, "device": {key: value for key, value in device.items() if key != "cpu_model"}}
   assert "Measured on cpu (cpu, 2 CPUs" in bench.markdown(older)
