@@ -47,9 +47,10 @@ def _prepare() -> None:
 
   jax.config.update("jax_enable_x64", True)
   try:
-    from toy_models import compilation
+    from toy_models import compilation, training
   except ImportError:
     return
+  training.exact_gradient_chunk()  # a bad $ELASTICITY_EXACT_GRADIENT_CHUNK is refused before any work, read or not
   compilation.enable_persistent_cache()
 
 

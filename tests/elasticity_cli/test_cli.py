@@ -58,6 +58,14 @@ def test_bad_input_is_one_line_naming_the_value(argv, message, capsys, tmp_path,
   assert not (tmp_path / "X").exists()  # validated before anything is written
 
 
+def test_a_bad_chunk_variable_is_refused_before_anything_is_written(capsys, tmp_path, monkeypatch):
+  monkeypatch.setenv("ELASTICITY_EXACT_GRADIENT_CHUNK", "half")
+  code, _, err = run_main(capsys, "simulate", "theory", "--scale", "tiny", "--out-dir", str(tmp_path / "X"))
+  assert code == 2 and err == ["elasticity: error: ELASTICITY_EXACT_GRADIENT_CHUNK='half'; allowed: an integer >= 1 "
+                               "(responses per chunk of the exact gradient), or unset"]
+  assert not (tmp_path / "X").exists()
+
+
 def test_version_and_every_experiment_is_a_subcommand(capsys):
   with pytest.raises(SystemExit):
     build_parser().parse_args(["--version"])
