@@ -105,7 +105,7 @@ def initializer_options() -> dict | None:
   """XLA options of the compiled parameter initialisers (training.init_params): the 'fast-compile' preset's on a CPU,
   whatever the preset in use, none on accelerators. An initialiser runs once per call, so its compile time is what
   counts: 0.17-0.20 s instead of 0.32-0.40 s for the transformers and 0.10 instead of 0.32-0.34 s for the n-gram and
-  tabular models (2-core CPU, 2026-11-28), with parameters equal bit for bit (tests/toy_models/test_training.py;
+  tabular models (2-core CPU, 2026-11-28), with parameters equal bit for bit (tests/toy_models/test_compilation.py;
   the 'unoptimized' preset's options changed them in the 17th digit, so they are not used here).
 
   References:

@@ -38,6 +38,8 @@ def test_a_new_directory_gets_the_config_with_provenance(tmp_path):
 
 
 def test_provenance_records_the_environment_that_changes_numbers_only_where_it_is_set(monkeypatch):
+  from toy_models import training
+  assert records.NUMERIC_ENVIRONMENT == (training.EXACT_GRADIENT_CHUNK_ENV,)  # the variables that change numbers
   monkeypatch.delenv("ELASTICITY_EXACT_GRADIENT_CHUNK", raising=False)
   assert "environment" not in records.provenance(Config())
   monkeypatch.setenv("ELASTICITY_EXACT_GRADIENT_CHUNK", "512")
