@@ -70,28 +70,9 @@ def _allowed_tokens(steps: int) -> jax.Array:
   return ~(last & (jnp.arange(3) != token_tree.EOS)[None, :])
 
 
-def next_token_log_probs(model: Model, params: dict, tokens: jax.Array) -> jax.Array:
-  """The model's whole next-token distribution log p(. | t_<j) in nats at every position, shape (B, T, 3).
-
-  Entry [i, j, a] is log p(a | first j tokens of response i) for a in (0, 1, EOS); at the last position only
-  EOS is possible (the tree's structure), so entries 0 and 1 are -inf there, as in likelihood.token_log_probs
-  (whose values are these entries at the responses' own tokens). Positions after a response's EOS hold the
-  model's prediction after the begin symbol and mean nothing: objectives mask them with tokens != PAD.
-
-  Args:
-    model: the model.
-    params: its parameters (one run).
-    tokens: responses (B, T) from theory.token_tree.
-
-  Returns:
-    Log-probabilities (B, T, 3) in nats.
-
-  References:
-    Ji et al., "Language Models Resist Alignment", ACL 2025, Def. 3.1 (token trees).
-  """
-  out = model.logits(params, likelihood.model_inputs(tokens))
-  out = jnp.where(_allowed_tokens(tokens.shape[1])[None], out, -jnp.inf)
-  return jax.nn.log_softmax(out, axis=-1)
+next_token_log_probs = likelihood.next_token_log_probs
+"""The model's whole next-token distribution in nats at every position, (B, T, 3): likelihood.next_token_log_probs,
+which the token-level anchors compare with the aligned model's."""
 
 
 # 1. KL anchors.
