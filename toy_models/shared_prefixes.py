@@ -100,25 +100,37 @@ def exact_sft_gradient(model: Model, params: dict, depth: int, weights: jax.Arra
   """
   weights = weights.astype(likelihood.params_dtype(params))
   denominator = likelihood.token_mass(jnp.asarray(token_tree.leaf_tokens(depth)), weights)
-  slots = row_weights(depth, weights)
   row_tokens, _ = rows_of(depth)
-  rows = row_tokens.shape[0]
-  chunks, extra = -(-rows // chunk), -rows % chunk  # padded with zero-weight copies of the first row
-  chunked_tokens = np.concatenate([row_tokens, np.repeat(row_tokens[:1], extra, axis=0)]).reshape(chunks, chunk, depth)
-  chunked_slots = jnp.concatenate([slots, jnp.zeros((extra, depth, 3), slots.dtype)]).reshape(chunks, chunk, depth, 3)
 
+  def numerator(p, part_tokens, part_slots):
+    log_probs = likelihood.next_token_log_probs(model, p, part_tokens)
+    return -jnp.where(part_slots != 0, part_slots * log_probs, 0.0).sum()  # 0 * (-inf) at forced slots is no term
+
+  parts = (chunked(jnp.asarray(row_tokens), chunk, pad_with_first=True),
+           chunked(row_weights(depth, weights), chunk, pad_with_first=False))
+  return gradient_in_chunks(numerator, params, parts, denominator)
+
+
+def chunked(array: jax.Array, chunk: int, *, pad_with_first: bool) -> jax.Array:
+  """`array` (n, ...) as (ceil(n / chunk), chunk, ...), the last chunk padded with copies of the first row (tokens)
+  or with zeros (weights: the padding then adds no term)."""
+  n, extra = array.shape[0], -array.shape[0] % chunk
+  pad = jnp.repeat(array[:1], extra, axis=0) if pad_with_first else jnp.zeros((extra, *array.shape[1:]), array.dtype)
+  return jnp.concatenate([array, pad]).reshape(-(-n // chunk), chunk, *array.shape[1:])
+
+
+def gradient_in_chunks(numerator, params: dict, parts: tuple, denominator: jax.Array):
+  """The gradient of sum_c numerator(params, *part_c) / denominator over the chunks of `parts` (arrays with a
+  leading chunk axis, chunked), one chunk after another (a lax.scan: memory holds one chunk's activations).
+
+  References:
+    JAX documentation, jax.lax.scan.
+  """
   def add(total, part):
-    part_tokens, part_slots = part
-
-    def numerator(p):
-      log_probs = likelihood.next_token_log_probs(model, p, part_tokens)
-      return -jnp.where(part_slots != 0, part_slots * log_probs, 0.0).sum()  # 0 * (-inf) at forced slots is no term
-
-    grads = jax.grad(numerator)(params)
+    grads = jax.grad(numerator)(params, *part)
     return jax.tree_util.tree_map(jnp.add, total, grads), None
 
-  total, _ = jax.lax.scan(add, jax.tree_util.tree_map(jnp.zeros_like, params),
-                          (jnp.asarray(chunked_tokens), chunked_slots))
+  total, _ = jax.lax.scan(add, jax.tree_util.tree_map(jnp.zeros_like, params), parts)
   return jax.tree_util.tree_map(lambda g: g / denominator.astype(g.dtype), total)
 
 

@@ -265,17 +265,13 @@ def exact_sft_gradient(model: Model, params, tokens, weights, chunk: int | None 
     return shared_prefixes.exact_sft_gradient(model, params, length, weights, chunk)
   weights = weights.astype(likelihood.params_dtype(params))
   denominator = likelihood.token_mass(tokens, weights)
-  chunks, extra = -(-count // chunk), -count % chunk  # padded with zero-weight copies of the first response
-  chunked_tokens = jnp.concatenate([tokens, jnp.repeat(tokens[:1], extra, axis=0)]).reshape(chunks, chunk, length)
-  chunked_weights = jnp.concatenate([weights, jnp.zeros(extra, weights.dtype)]).reshape(chunks, chunk)
 
-  def add(total, part):
-    part_tokens, part_weights = part
-    grads = jax.grad(lambda p: -(part_weights * likelihood.leaf_log_probs(model, p, part_tokens)).sum())(params)
-    return jax.tree_util.tree_map(jnp.add, total, grads), None
+  def numerator(p, part_tokens, part_weights):
+    return -(part_weights * likelihood.leaf_log_probs(model, p, part_tokens)).sum()
 
-  total, _ = jax.lax.scan(add, jax.tree_util.tree_map(jnp.zeros_like, params), (chunked_tokens, chunked_weights))
-  return jax.tree_util.tree_map(lambda g: g / denominator.astype(g.dtype), total)
+  parts = (shared_prefixes.chunked(tokens, chunk, pad_with_first=True),  # zero-weight copies of the first response
+           shared_prefixes.chunked(weights, chunk, pad_with_first=False))
+  return shared_prefixes.gradient_in_chunks(numerator, params, parts, denominator)
 
 
 def _sft_gradient(model: Model, stage: StageConfig, tokens, params, step, weights, key):
