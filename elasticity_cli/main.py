@@ -50,7 +50,7 @@ def _prepare() -> None:
     from toy_models import compilation, training
   except ImportError:
     return
-  training.exact_gradient_chunk()  # a bad $ELASTICITY_EXACT_GRADIENT_CHUNK is refused before any work, read or not
+  training.exact_gradient_chunk_from_environment()  # a bad $ELASTICITY_EXACT_GRADIENT_CHUNK: refused before any work
   compilation.enable_persistent_cache()
 
 

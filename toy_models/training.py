@@ -65,9 +65,18 @@ def exact_gradient_chunk() -> int:
   is set (an integer >= 1: the chunk sum's rounding, memory and speed change with it, not the gradient), otherwise
   EXACT_GRADIENT_CHUNK on a CPU and ACCELERATOR_EXACT_GRADIENT_CHUNK on a GPU or TPU (JAX's default backend). Read
   when a program is traced; runs record the variable in their provenance where it is set (experiments.records)."""
+  chunk = exact_gradient_chunk_from_environment()
+  if chunk is not None:
+    return chunk
+  return EXACT_GRADIENT_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_EXACT_GRADIENT_CHUNK
+
+
+def exact_gradient_chunk_from_environment() -> int | None:
+  """$ELASTICITY_EXACT_GRADIENT_CHUNK as an integer >= 1, or None where it is unset; a one-line ValueError naming
+  the value otherwise (the CLI checks it at start-up, before any work, without starting a JAX backend)."""
   text = os.environ.get(EXACT_GRADIENT_CHUNK_ENV, "").strip()
   if not text:
-    return EXACT_GRADIENT_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_EXACT_GRADIENT_CHUNK
+    return None
   try:
     chunk = int(text)
   except ValueError:
