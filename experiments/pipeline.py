@@ -119,6 +119,7 @@ class Outcome:
   reused: bool  # whether the run was copied from the published results.
   seconds: float  # wall time of this step.
   section: str = ""  # its REPORT.md section (written once every experiment has run).
+  compiled: dict = dataclasses.field(default_factory=dict)  # compilation.CompileStats.as_dict() of this step.
 
 
 def run_experiment(reproduce: ReproduceConfig, experiment, show_progress: bool | str = True) -> Outcome:
@@ -128,10 +129,12 @@ def run_experiment(reproduce: ReproduceConfig, experiment, show_progress: bool |
   run_dir = reproduce.data / experiment.name
   reused = (reproduce.scale == "default" and not reproduce.publish and not reproduce.recompute
             and reuse_published(experiment, config, run_dir))
-  summary = runner.run(experiment, config, run_dir, publishing=reproduce.publish, show_progress=show_progress)
-  reader = RunDir(run_dir, config, experiment=experiment.name, writable=False)
-  files = tuple(experiment.figures(config, summary, reader, reproduce.target))
-  return Outcome(experiment, config, summary, run_dir, files, reused, time.perf_counter() - start)
+  with compilation.count_compilations() as compiled:
+    summary = runner.run(experiment, config, run_dir, publishing=reproduce.publish, show_progress=show_progress)
+    reader = RunDir(run_dir, config, experiment=experiment.name, writable=False)
+    files = tuple(experiment.figures(config, summary, reader, reproduce.target))
+  return Outcome(experiment, config, summary, run_dir, files, reused, time.perf_counter() - start,
+                 compiled=compiled.as_dict())
 
 
 def default_jobs(scale: str | None = None) -> int:
@@ -197,10 +200,11 @@ def worker_pool(jobs: int, results=None) -> concurrent.futures.ProcessPoolExecut
       initargs=(jax.config.jax_compilation_cache_dir, compilation.preset(), results))
 
 
-def _run_in_worker(reproduce: ReproduceConfig, name: str) -> tuple[dict, tuple[pathlib.Path, ...], bool, float]:
-  """run_experiment in a worker process; returns what pickles (summary, figures, reused, seconds)."""
+def _run_in_worker(reproduce: ReproduceConfig, name: str
+                   ) -> tuple[dict, tuple[pathlib.Path, ...], bool, float, dict]:
+  """run_experiment in a worker process; returns what pickles (summary, figures, reused, seconds, compiled)."""
   outcome = run_experiment(reproduce, registry.get(name), show_progress="lines")
-  return outcome.summary, outcome.files, outcome.reused, outcome.seconds
+  return outcome.summary, outcome.files, outcome.reused, outcome.seconds, outcome.compiled
 
 
 def _run_chain_in_worker(reproduce: ReproduceConfig, names: tuple[str, ...]) -> None:
@@ -246,7 +250,7 @@ def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable
       outcome = run_experiment(reproduce, experiment)
       outcomes.append(outcome)
       log(f"[{index[experiment.name]}/{steps}] {experiment.name}: {_how(outcome.reused)}, done in "
-          f"{outcome.seconds:.1f} s")
+          f"{outcome.seconds:.1f} s ({compilation.describe(outcome.compiled)})")
     return outcomes
   groups = chains(experiments, lambda e: expected_seconds(reproduce, e))
   jobs = min(jobs, len(groups))
@@ -263,7 +267,7 @@ def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable
     by_name = {e.name: e for e in experiments}
     while len(results) < len(experiments):
       try:
-        name, (summary, files, reused, seconds) = queue.get(timeout=1.0)
+        name, (summary, files, reused, seconds, compiled) = queue.get(timeout=1.0)
       except queue_module.Empty:
         failed = [error for error in (f.exception() for f in futures if f.done()) if error is not None]
         if failed:  # the worker's traceback comes along as the cause (the CLI still prints a ValueError as one line)
@@ -271,8 +275,9 @@ def run_experiments(reproduce: ReproduceConfig, experiments: list, log: Callable
         continue
       experiment = by_name[name]
       results[name] = Outcome(experiment, experiment.config(reproduce.scale), summary, reproduce.data / name, files,
-                              reused, seconds)
-      log(f"[{index[name]}/{steps}] {name}: {_how(reused)}, done in {seconds:.1f} s")
+                              reused, seconds, compiled=compiled)
+      log(f"[{index[name]}/{steps}] {name}: {_how(reused)}, done in {seconds:.1f} s "
+          f"({compilation.describe(compiled)})")
     for future in futures:
       future.result()
   return [results[e.name] for e in experiments]
@@ -407,14 +412,20 @@ def reproduce(reproduce: ReproduceConfig, preface: Callable[[pathlib.Path], list
   steps = len(experiments) + (preface is not None)
   sections = []
 
+  claims_compiled = []
+
   def claims() -> None:
     log(f"[1/{steps}] claims check ...")
     start = time.perf_counter()
-    sections.extend(preface(target))
-    log(f"[1/{steps}] claims check: done in {time.perf_counter() - start:.1f} s")
+    with compilation.count_compilations() as compiled:  # this process only: the workers count their own
+      sections.extend(preface(target))
+    claims_compiled.append(compiled.as_dict())
+    log(f"[1/{steps}] claims check: done in {time.perf_counter() - start:.1f} s ({compiled.summary()})")
 
   outcomes = run_experiments(reproduce, experiments, log, first_step=1 + (preface is not None), steps=steps,
                              alongside=None if preface is None else claims)
+  everything = compilation.added(*claims_compiled, *(outcome.compiled for outcome in outcomes))
+  log(f"compilation, every step and process together: {compilation.describe(everything)}")
   status = write_sections(reproduce, outcomes)
   if not reproduce.only:
     sections += changes_section(outcomes, status)

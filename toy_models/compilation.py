@@ -205,16 +205,31 @@ class CompileStats:
     return self.programs - self.cache_hits
 
   def summary(self) -> str:
-    """One line, e.g. '14 programs compiled (3 loaded from the persistent cache), 6.2 s compiling'."""
-    loaded = f" ({self.cache_hits} loaded from the persistent cache)" if self.cache_hits else ""
-    return (f"{self.programs} programs compiled{loaded}, {self.compile_seconds:.1f} s compiling, "
-            f"{self.trace_seconds + self.lower_seconds:.1f} s tracing and lowering")
+    """One line, e.g. '14 programs (11 compiled, 3 loaded from the persistent cache), 6.2 s compiling or ...'."""
+    return describe(self.as_dict())
 
   def as_dict(self) -> dict:
     """The counts and seconds (the log left out), for JSON."""
     return {"programs": self.programs, "cache_hits": self.cache_hits, "compiled": self.compiled,
             "compile_seconds": self.compile_seconds, "trace_seconds": self.trace_seconds,
             "lower_seconds": self.lower_seconds}
+
+
+def describe(counts: dict) -> str:
+  """CompileStats.as_dict() `counts` (or their sums over several processes) as one line: programs compiled, how
+  many of them were loaded from the persistent cache, seconds compiling (loads included), tracing and lowering."""
+  traced = f"{counts['trace_seconds'] + counts['lower_seconds']:.1f} s tracing and lowering"
+  if not counts["cache_hits"]:
+    return f"{counts['programs']} programs compiled, {counts['compile_seconds']:.1f} s compiling, {traced}"
+  return (f"{counts['programs']} programs ({counts['programs'] - counts['cache_hits']} compiled, "
+          f"{counts['cache_hits']} loaded from the persistent cache), {counts['compile_seconds']:.1f} s compiling or "
+          f"loading, {traced}")
+
+
+def added(*counts: dict) -> dict:
+  """The sum of CompileStats.as_dict() counts, field by field (e.g. over the experiments of a job)."""
+  fields = ("programs", "cache_hits", "compiled", "compile_seconds", "trace_seconds", "lower_seconds")
+  return {name: sum(c[name] for c in counts) for name in fields}
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ import pathlib
 import pytest
 
 from experiments import pipeline, records, registry
+from toy_models import compilation
 
 
 def _run(tmp_path: pathlib.Path, jobs: int, names: tuple[str, ...]) -> dict[str, dict]:
@@ -13,6 +14,10 @@ def _run(tmp_path: pathlib.Path, jobs: int, names: tuple[str, ...]) -> dict[str,
   outcomes = pipeline.run_experiments(config, [registry.get(n) for n in names], lines.append)
   assert [o.experiment.name for o in outcomes] == list(names)  # in the given order, whatever finished first
   assert sum("done in" in line for line in lines) == len(names)
+  for outcome in outcomes:  # each experiment's compile counts, measured where it ran (here or in its worker)
+    assert outcome.compiled["programs"] >= outcome.compiled["cache_hits"] >= 0
+    assert any(line.endswith(f"({compilation.describe(outcome.compiled)})") for line in lines)
+  assert next(o for o in outcomes if o.experiment.name == "example").compiled["programs"] > 0  # it trains
   for outcome in outcomes:
     assert outcome.files and all(pathlib.Path(f).exists() for f in outcome.files)
     saved = records.read_json(outcome.run_dir / "summary.json")

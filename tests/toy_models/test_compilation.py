@@ -55,10 +55,25 @@ def test_counter_sees_each_new_program_once():
   assert first.names == ["jit(shifted)"] and first.compile_seconds > 0 and first.cache_hits == 0
   assert outer.compile_seconds == pytest.approx(first.compile_seconds + other_shape.compile_seconds)
   assert outer.summary().startswith("2 programs compiled, ")
+  summed = compilation.added(first.as_dict(), again.as_dict(), other_shape.as_dict())  # sums of the nested counts
+  assert summed == pytest.approx(outer.as_dict())  # equal to what the enclosing count saw
+  assert compilation.describe(summed) == outer.summary()
   with compilation.count_compilations() as closed:
     pass
   shifted(five)  # compiled after the context closed: not counted
   assert closed.programs == 0
+
+
+def test_the_description_of_compile_counts_names_programs_cache_loads_and_seconds():
+  counts = {"programs": 7, "cache_hits": 3, "compiled": 4, "compile_seconds": 2.04, "trace_seconds": 0.5,
+            "lower_seconds": 0.26}
+  assert compilation.describe(counts) == ("7 programs (4 compiled, 3 loaded from the persistent cache), 2.0 s "
+                                          "compiling or loading, 0.8 s tracing and lowering")
+  assert compilation.describe({**counts, "programs": 4, "cache_hits": 0}) == (
+      "4 programs compiled, 2.0 s compiling, 0.8 s tracing and lowering")
+  assert compilation.added(counts, counts) == {"programs": 14, "cache_hits": 6, "compiled": 8,
+                                               "compile_seconds": 4.08, "trace_seconds": 1.0, "lower_seconds": 0.52}
+  assert compilation.added() == dict.fromkeys(counts, 0)
 
 
 # The persistent cache.
