@@ -148,8 +148,12 @@ def default_jobs(scale: str | None = None) -> int:
   """
   if jax.default_backend() != "cpu" or scale == "paper":
     return 1
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-  return max(1, min(cores, MAX_DEFAULT_JOBS))
+  return max(1, min(available_cores(), MAX_DEFAULT_JOBS))
+
+
+def available_cores() -> int:
+  """The CPU cores this process may run on (its affinity mask where the OS has one, else the machine's count)."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def expected_seconds(reproduce: ReproduceConfig, experiment) -> float:

@@ -52,5 +52,6 @@ def getkey():
 def pytest_xdist_auto_num_workers(config):
   """pytest-xdist's `-n auto`: one worker per available core, at most MAX_AUTO_WORKERS (every worker compiles its own
   programs and holds its own JAX runtime, so more workers buy less and cost memory)."""
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-  return max(1, min(cores, MAX_AUTO_WORKERS))
+  from experiments import pipeline  # here, not at the top: the XLA flags above are set before anything imports it
+
+  return max(1, min(pipeline.available_cores(), MAX_AUTO_WORKERS))
