@@ -8,6 +8,7 @@ import pathlib
 from elasticity_cli import config_flags
 from experiments import paths, registry, runner
 from experiments.protocol import SCALES
+from toy_models import compilation
 
 NAME = "simulate"
 HELP = "Train toy language models for one experiment and save a resumable run (default under runs/)."
@@ -38,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
   out_dir = args.out_dir or paths.RUNS / f"{experiment.name}{suffix}"
   args.interrupted = f"interrupted; units finished before now are saved in {out_dir} and reused on the next run"
   runner.use_compile_preset(args.scale, args.compile)
-  summary = runner.run(experiment, config, out_dir, fresh=args.fresh)
+  with compilation.count_compilations() as compiled:
+    summary = runner.run(experiment, config, out_dir, fresh=args.fresh)
   print(experiment.format_summary(summary, config))
+  print(f"compilation: {compiled.summary()}")
   print(f"results: {out_dir} (summary.json, units/); figures: elasticity figures --run {out_dir}")
   if summary.get("acceptance", {}).get("passed") is False:
     print("acceptance FAILED (see the summary above)")

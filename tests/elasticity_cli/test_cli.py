@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -103,8 +104,9 @@ def test_interrupt_inside_a_unit_keeps_finished_units_and_resumes(tmp_path, caps
   assert code == 130 and "interrupted; units finished before now are saved in" in err[-1]
   assert calls == ["curves"] and not (tmp_path / "run" / "summary.json").exists()
   monkeypatch.setitem(registry.EXPERIMENTS, "theory", experiment)
-  assert run_main(capsys, "simulate", "theory", "--scale", "tiny", "--out-dir", str(tmp_path / "run"))[0] == 0
-  assert (tmp_path / "run" / "summary.json").exists()
+  code, out, _ = run_main(capsys, "simulate", "theory", "--scale", "tiny", "--out-dir", str(tmp_path / "run"))
+  assert code == 0 and (tmp_path / "run" / "summary.json").exists()
+  assert re.search(r"^compilation: \d+ programs", out, re.MULTILINE)  # what the command compiled (or loaded)
 
 
 def test_ctrl_c_stops_a_long_run_within_seconds(tmp_path):
