@@ -46,15 +46,18 @@ Tried and not adopted (2026-11-28, same CPU, jax 0.10.2): XLA's experimental YNN
 and left float64 unchanged; the XNNPACK and oneDNN dot fusions and xla_cpu_use_xnnpack/onednn changed nothing.
 Where the width-16 step's time goes (jax.profiler trace of 8 runs x 200 steps, float32, fast-compile, same CPU,
 2026-11-28): about 490 XLA thunks per step of ~2.4 ms; the 44 reductions (layer-norm moments, softmax sums, bias
-gradients), which XLA hands to YNNPACK by default, take about half of it, and ~200 thunks are copies of the rolled
-Threefry loops. Also tried then, 800 steps of the from-scratch sweep (steps alone about 2.0 s): no YNNPACK
-reductions (xla_cpu_experimental_ynn_fusion_type without REDUCE) 2.73 s, slower; JAX's unrolled Threefry lowering
-on the CPU 2.08 s, bit-identical; xla_llvm_disable_expensive_passes, xla_cpu_opt_preset=1, the concurrency-optimised
-scheduler or copy-insertion region analysis off: compile and steps within noise; xla_cpu_multi_thread_eigen=false
-1.79 s but other rounding, and `elasticity reproduce --quick` with it (warm cache, twice each, alternating) 39.0 and
-39.7 s against 41.8 and 39.4 s. The width-64 float32 step: its gradient alone (batch 256) takes 15.2 ms where
-PyTorch 2.13's whole step takes 12.6 ms (forward 4.4 against 6.0 ms, so the gap is XLA's backward); the attention's
-mixing is 3.7 ms of it, a one-hot embedding or gelu variants change nothing."""
+gradients), which XLA hands to YNNPACK by default, take over a third of it, and ~200 thunks are copies (layout
+transposes around the attention's batched products, the rolled Threefry loops' state). Also tried then, 800 steps of
+the from-scratch sweep (steps alone about 2.0 s): no YNNPACK reductions (xla_cpu_experimental_ynn_fusion_type
+without REDUCE) 2.73 s, slower; JAX's unrolled Threefry lowering on the CPU 2.08 s; the loss picking each token's
+log-probability by a one-hot select instead of take_along_axis (no scatter in the backward pass) 1.89-2.06 s against
+1.92-1.98 s, three runs each (both with the same final losses); xla_llvm_disable_expensive_passes,
+xla_cpu_opt_preset=1, the concurrency-optimised scheduler or copy-insertion region analysis off: compile and steps
+within noise; xla_cpu_multi_thread_eigen=false 1.79 s but other rounding, and `elasticity reproduce --quick` with it
+(warm cache, twice each, alternating) 39.0 and 39.7 s against 41.8 and 39.4 s. The width-64 float32 step: its
+gradient alone (batch 256) takes 15.2 ms where PyTorch 2.13's whole step takes 12.6 ms (forward 4.4 against 6.0 ms,
+so the gap is XLA's backward); the attention's mixing is 3.7 ms of it, a one-hot embedding or gelu variants change
+nothing."""
 SCALE_PRESETS = {"tiny": "unoptimized", "quick": "fast-compile", "default": "optimized", "paper": "optimized"}
 _preset = ["optimized"]  # the preset in use (set_preset); a list so that the setting is one mutable cell.
 
