@@ -8,6 +8,7 @@ import sys
 
 from elasticity_cli import config_flags
 from experiments import bench, config_io, paths, readme_blocks, records
+from toy_models import compilation
 
 NAME = "bench"
 HELP = ("Measure training speed: a from-scratch sweep (8 runs x 800 steps, compilation included) and, per width (16, "
@@ -41,8 +42,7 @@ def table(result: dict) -> str:
     lines.append(f"{row['workload']:<9}{row['dtype']:<9}{row['runs']:>5}{row['compile_seconds_included']:>14g}"
                  f"{row['programs_compiled']:>10}{row['steps_per_second']:>10g}{row['run_steps_per_second']:>13g}")
   total = result["compilation"]
-  lines.append(f"in all: {total['programs']} programs compiled ({total['cache_hits']} from the persistent cache), "
-               f"{total['compile_seconds']:.1f} s compiling")
+  lines.append(f"in all: {compilation.describe(total)}")
   return "\n".join(lines)
 
 

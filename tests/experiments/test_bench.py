@@ -66,6 +66,9 @@ def test_cli_prints_a_table_and_saves_the_json(tmp_path, capsys):
   saved = json.loads(out.read_text())
   assert "w16" in printed and "run-steps/s" in printed and saved["sweep"] == []
   assert saved["config"]["runs"] == [2] and saved["git_commit"] and saved["training"][0]["runs"] == 2
+  counts = saved["compilation"]  # the last line: what the whole measurement compiled, in reproduce's words
+  assert counts["programs"] >= saved["training"][0]["programs_compiled"] > 0
+  assert printed.strip().splitlines()[-1] == f"in all: {compilation.describe(counts)}"
 
 
 @pytest.mark.parametrize("flags, message", [
