@@ -224,15 +224,14 @@ def describe(counts: dict) -> str:
   traced = f"{counts['trace_seconds'] + counts['lower_seconds']:.1f} s tracing and lowering"
   if not counts["cache_hits"]:
     return f"{counts['programs']} programs compiled, {counts['compile_seconds']:.1f} s compiling, {traced}"
-  return (f"{counts['programs']} programs ({counts['programs'] - counts['cache_hits']} compiled, "
+  return (f"{counts['programs']} programs ({counts['compiled']} compiled, "
           f"{counts['cache_hits']} loaded from the persistent cache), {counts['compile_seconds']:.1f} s compiling or "
           f"loading, {traced}")
 
 
 def added(*counts: dict) -> dict:
   """The sum of CompileStats.as_dict() counts, field by field (e.g. over the experiments of a job)."""
-  fields = ("programs", "cache_hits", "compiled", "compile_seconds", "trace_seconds", "lower_seconds")
-  return {name: sum(c[name] for c in counts) for name in fields}
+  return {name: sum(c[name] for c in counts) for name in CompileStats().as_dict()}
 
 
 @contextlib.contextmanager

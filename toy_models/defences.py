@@ -64,12 +64,6 @@ def _weights(params: dict, tokens: jax.Array, weights) -> jax.Array:
   return _check_shape("weights", weights, tokens.shape[:1]).astype(likelihood.params_dtype(params))
 
 
-def _allowed_tokens(steps: int) -> jax.Array:
-  """(T, 3) mask of the next tokens the pruned tree allows at each position: only EOS at the last one."""
-  last = jnp.arange(steps)[:, None] == steps - 1
-  return ~(last & (jnp.arange(3) != token_tree.EOS)[None, :])
-
-
 next_token_log_probs = likelihood.next_token_log_probs
 """The model's whole next-token distribution in nats at every position, (B, T, 3): likelihood.next_token_log_probs,
 which the token-level anchors compare with the aligned model's."""
@@ -160,7 +154,7 @@ def token_kl_nats(model: Model, params: dict, tokens: jax.Array, weights: jax.Ar
   """
   weights = _weights(params, tokens, weights)
   reference = _check_shape("aligned_next_token_log_probs", aligned_next_token_log_probs, (*tokens.shape, 3))
-  allowed = _allowed_tokens(tokens.shape[1])[None]
+  allowed = likelihood.allowed_tokens(tokens.shape[1])[None]
   log_p = jnp.where(allowed, next_token_log_probs(model, params, tokens), 0.0)
   log_r = jnp.where(allowed, jax.lax.stop_gradient(reference.astype(weights.dtype)), 0.0)
   per_position = jnp.where(allowed, jnp.exp(log_p) * (log_p - log_r), 0.0).sum(axis=-1)

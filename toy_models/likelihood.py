@@ -37,9 +37,14 @@ def next_token_log_probs(model: Model, params: dict, tokens: jax.Array) -> jax.A
     Ji et al., "Language Models Resist Alignment", ACL 2025, Def. 3.1 (token trees).
   """
   out = model.logits(params, model_inputs(tokens))
-  forced = jnp.arange(tokens.shape[1]) == tokens.shape[1] - 1
-  out = jnp.where(forced[None, :, None] & (jnp.arange(3) != token_tree.EOS)[None, None, :], -jnp.inf, out)
+  out = jnp.where(~allowed_tokens(tokens.shape[1])[None], -jnp.inf, out)
   return jax.nn.log_softmax(out, axis=-1)
+
+
+def allowed_tokens(steps: int) -> jax.Array:
+  """(T, 3) mask of the next tokens the pruned tree allows at each position: only EOS at the last one."""
+  last = jnp.arange(steps)[:, None] == steps - 1
+  return ~(last & (jnp.arange(3) != token_tree.EOS)[None, :])
 
 
 def score_tokens(log_probs: jax.Array, tokens: jax.Array) -> jax.Array:
