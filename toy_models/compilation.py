@@ -57,7 +57,15 @@ within noise; xla_cpu_multi_thread_eigen=false 1.79 s but other rounding, and `e
 (warm cache, twice each, alternating) 39.0 and 39.7 s against 41.8 and 39.4 s. The width-64 float32 step: its
 gradient alone (batch 256) takes 15.2 ms where PyTorch 2.13's whole step takes 12.6 ms (forward 4.4 against 6.0 ms,
 so the gap is XLA's backward); the attention's mixing is 3.7 ms of it, a one-hot embedding or gelu variants change
-nothing."""
+nothing. Where that step's time goes (jax.profiler, 1 run, batch 256, float32, 2026-11-28): of ~18 ms, the dots
+7.3 ms (about 1.2 GFLOP a step, some 170 GFLOP/s on the two cores), ~250 elementwise fusions 5.1 ms and ~50
+reductions 4.8 ms (the bias gradients' tree reductions about 1.1 ms of it); with YNNPACK given the dots only
+(LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT) the reductions fall to 0.2 ms and the step to 15.3-15.4 against 17.8 ms, the
+same losses (PyTorch's whole step: 14.5 ms). Also tried then: the training loop written as a loop of vmapped steps
+(jit(fori_loop(vmap(step)))) instead of a vmapped loop, which spares JAX batching the while loop's body: the
+mitigations experiment at the quick scale, warm cache, 22.9-23.5 s against 24.4-24.6 s (tracing and lowering
+7.1-7.3 against 8.2-8.4 s), with other rounding (up to 4.5e-13 in its tiny run's saved arrays), so every published
+result would move in its last bits for 6%: not adopted."""
 SCALE_PRESETS = {"tiny": "unoptimized", "quick": "fast-compile", "default": "optimized", "paper": "optimized"}
 _preset = ["optimized"]  # the preset in use (set_preset); a list so that the setting is one mutable cell.
 
