@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def table(result: dict) -> str:
-  """The measurements as text: device, sweep rows, then one row per workload, float type and run count."""
+  """The measurements as text: device, sweep rows, one row per workload, float type and run count, then the
+  compile time of each program (by function name) and the totals."""
   device = result["device"]
   lines = [f"device: {device['device_kind']} ({device['platform']}, {device['device_count']} device(s), "
            f"{device['cpu_count']} CPUs), jax {device['jax_version']}"]
@@ -41,6 +42,12 @@ def table(result: dict) -> str:
   for row in result["training"]:
     lines.append(f"{row['workload']:<9}{row['dtype']:<9}{row['runs']:>5}{row['compile_seconds_included']:>14g}"
                  f"{row['programs_compiled']:>10}{row['steps_per_second']:>10g}{row['run_steps_per_second']:>13g}")
+  by_program = result.get("compilation_by_program", [])  # absent from results saved before it was recorded
+  if by_program:
+    lines.append("compile time by program, every measurement above (loaded: from the persistent cache):")
+    width = max(len(row["name"]) for row in by_program)
+    lines += [f"  {row['name']:<{width}}  {row['programs']:>3} programs, {row['loaded']:>3} loaded, "
+              f"{row['seconds']:8.3f} s (longest {row['max_seconds']:.3f} s)" for row in by_program]
   total = result["compilation"]
   lines.append(f"in all: {compilation.describe(total)}")
   return "\n".join(lines)

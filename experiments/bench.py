@@ -4,7 +4,9 @@ Every measurement trains `runs` vmapped runs of one transformer on the exact lea
 minibatches (the experiments' stage): a first call compiles and runs `warmup_steps` (its seconds are "compile
 included", with the number of XLA programs it built), a second call of `steps` steps reuses the program (budgets and
 segment bounds are traced) and is timed until the losses are on the host. The sweep row times what a researcher runs:
-`sweep_runs` runs of `sweep_steps` steps from scratch in one process, compilation included.
+`sweep_runs` runs of `sweep_steps` steps from scratch in one process, compilation included. First calls and sweeps
+compile every program as a fresh process on an empty cache would: the persistent cache is off while they run and
+JAX's in-memory caches are cleared before each, so that a user's warm cache does not turn compile times into loads.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def time_training(workload: Workload, dtype: str, runs: int, *, steps: int, warm
     seconds, steps_per_second (each run advances this many steps per second) and run_steps_per_second (runs x
     steps / seconds) of the timed call; its mean final training loss in nats per token.
   """
+  jax.clear_caches()  # the first call compiles everything it needs, as in a fresh process
   first_seconds, _, stats = _train(workload, dtype, runs, warmup_steps, seed)
   seconds, losses, _ = _train(workload, dtype, runs, steps, seed)
   return {"workload": workload.name, "dtype": dtype, "runs": runs, "steps": steps,
@@ -205,11 +208,12 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
 
   Returns:
     {'device': device_info(), 'sweep': [sweep rows, one per dtype], 'training': [time_training rows],
-    'compilation': totals over the training measurements, 'accuracy': [acceptance rows, one per dtype]}.
+    'compilation': totals over the sweeps and training measurements, 'compilation_by_program': the same programs
+    grouped by function name (CompileStats.by_program), 'accuracy': [acceptance rows, one per dtype]}.
   """
   say = log or (lambda line: None)
   result = {"device": device_info(), "sweep": [], "training": [], "accuracy": []}
-  with compilation.count_compilations() as total:
+  with compilation.count_compilations() as total, compilation.without_persistent_cache():
     for preset in config.sweep_presets if config.sweep_runs else ():
       for dtype in config.dtypes:
         row = sweep(config, dtype, preset)
@@ -225,6 +229,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
               f"{row['compile_seconds_included']:g} s for the first call ({row['programs_compiled']} programs)")
           result["training"].append(row)
   result["compilation"] = total.as_dict()
+  result["compilation_by_program"] = total.by_program()
   if config.accuracy:
     for dtype in config.dtypes:
       row = acceptance(dtype)

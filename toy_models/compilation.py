@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import threading
 from collections.abc import Iterator
 
 import jax
@@ -102,8 +103,13 @@ def without_persistent_cache() -> Iterator[None]:
   """Inside the block JAX neither reads nor writes the persistent compilation cache (every program compiles); the
   setting before it comes back after.
 
+  JAX decides once per process, at its first compile, whether it uses the persistent cache at all (jax 0.10:
+  jax._src.compilation_cache.is_cache_used): when that first compile falls inside this block, the cache would stay
+  unused for the rest of the process, so its decision is reset on the way out.
+
   References:
-    JAX documentation, "Persistent compilation cache" (the jax_enable_compilation_cache option).
+    JAX documentation, "Persistent compilation cache" (the jax_enable_compilation_cache option,
+    jax.experimental.compilation_cache.compilation_cache.reset_cache).
   """
   before = jax.config.jax_enable_compilation_cache
   jax.config.update("jax_enable_compilation_cache", False)
@@ -111,6 +117,7 @@ def without_persistent_cache() -> Iterator[None]:
     yield
   finally:
     jax.config.update("jax_enable_compilation_cache", before)
+    jax_compilation_cache.reset_cache()  # the next compile decides afresh, under the setting restored
 
 
 def training_options() -> tuple[tuple[str, object], ...]:
@@ -194,6 +201,15 @@ def enable_persistent_cache(path: str | os.PathLike | None = None, *,
   return folder
 
 
+@dataclasses.dataclass(frozen=True)
+class ProgramBuild:
+  """One XLA program JAX built: its function's name, the seconds it took, and whether the persistent cache had it."""
+
+  name: str  # the jitted function's name as JAX reports it, e.g. 'jit(_segment)'.
+  seconds: float  # seconds compiling it, or loading it from the persistent cache.
+  loaded: bool  # True: loaded from the persistent cache; False: compiled.
+
+
 @dataclasses.dataclass
 class CompileStats:
   """What JAX compiled while count_compilations() was open (updated live)."""
@@ -203,12 +219,26 @@ class CompileStats:
   compile_seconds: float = 0.0  # seconds in XLA compilation (cache loads included).
   trace_seconds: float = 0.0  # seconds tracing Python functions to jaxprs.
   lower_seconds: float = 0.0  # seconds lowering jaxprs to StableHLO.
-  log: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # (function name, seconds) per program.
+  log: list[ProgramBuild] = dataclasses.field(default_factory=list)  # every program, in the order built.
 
   @property
   def names(self) -> list[str]:
     """The function name of each program, in order (e.g. 'jit(_segment)')."""
-    return [name for name, _ in self.log]
+    return [build.name for build in self.log]
+
+  def by_program(self) -> list[dict]:
+    """The programs grouped by function name, the costliest first: for each name, how many programs it built
+    (one per distinct shape, dtype or option), how many of them the persistent cache had, and their seconds (total
+    and the longest one). Rows: {'name', 'programs', 'loaded', 'seconds', 'max_seconds'}."""
+    rows: dict[str, dict] = {}
+    for build in self.log:
+      row = rows.setdefault(build.name, {"name": build.name, "programs": 0, "loaded": 0, "seconds": 0.0,
+                                         "max_seconds": 0.0})
+      row["programs"] += 1
+      row["loaded"] += build.loaded
+      row["seconds"] += build.seconds
+      row["max_seconds"] = max(row["max_seconds"], build.seconds)
+    return sorted(rows.values(), key=lambda row: (-row["seconds"], row["name"]))
 
   @property
   def compiled(self) -> int:
@@ -250,15 +280,21 @@ def count_compilations() -> Iterator[CompileStats]:
   Counts this process only, all threads.
 
   References:
-    JAX source, jax/_src/monitoring.py and jax/_src/dispatch.py (the compile-duration events it records).
+    JAX source, jax/_src/monitoring.py, jax/_src/dispatch.py and jax/_src/compiler.py (the compile-duration and
+    cache-hit events it records).
   """
   stats = CompileStats()
+  # JAX records a cache hit inside the compile call and the compile's duration when that call returns, in the same
+  # thread: a hit seen in this thread and not yet matched belongs to the next program this thread finishes.
+  pending = threading.local()
 
   def on_duration(event: str, duration: float, **kwargs) -> None:
     if event == BACKEND_COMPILE_EVENT:
+      loaded = getattr(pending, "hits", 0) > 0
+      pending.hits = getattr(pending, "hits", 0) - loaded
       stats.programs += 1
       stats.compile_seconds += duration
-      stats.log.append((str(kwargs.get("fun_name", "?")), duration))
+      stats.log.append(ProgramBuild(str(kwargs.get("fun_name", "?")), float(duration), loaded))
     elif event == TRACE_EVENT:
       stats.trace_seconds += duration
     elif event == LOWER_EVENT:
@@ -267,6 +303,7 @@ def count_compilations() -> Iterator[CompileStats]:
   def on_event(event: str, **kwargs) -> None:
     if event == CACHE_HIT_EVENT:
       stats.cache_hits += 1
+      pending.hits = getattr(pending, "hits", 0) + 1
 
   jax.monitoring.register_event_duration_secs_listener(on_duration)
   jax.monitoring.register_event_listener(on_event)

@@ -57,6 +57,23 @@ def test_the_sweep_keeps_the_fastest_of_its_repeats_each_compiled_without_the_pe
     bench.BenchConfig(sweep_repeats=0)
 
 
+
+def test_first_calls_compile_without_the_persistent_cache_and_the_setting_comes_back(monkeypatch):
+  before = jax.config.jax_enable_compilation_cache
+  seen = []
+
+  def fake_train(workload, dtype, runs, steps, seed):
+    seen.append((jax.config.jax_enable_compilation_cache, workload.name, runs, steps))
+    return 1.0, np.array([1.0] * runs), compilation.CompileStats(programs=1, compile_seconds=0.5)
+
+  monkeypatch.setattr(bench, "_train", fake_train)
+  config = bench.BenchConfig(workloads=("w16",), dtypes=("float32",), runs=(1, 4), steps_scale=0.02, warmup_steps=1,
+                             sweep_runs=0, accuracy=False)
+  result = bench.run_benchmark(config)
+  assert seen == [(False, "w16", 1, 1), (False, "w16", 1, 2), (False, "w16", 4, 1), (False, "w16", 4, 2)]
+  assert [row["runs"] for row in result["training"]] == [1, 4]
+  assert jax.config.jax_enable_compilation_cache == before
+
 def test_cli_prints_a_table_and_saves_the_json(tmp_path, capsys):
   out = tmp_path / "new" / "dir" / "bench.json"
   argv = ["bench", "--workloads", "w16", "--dtypes", "float64", "--runs", "2", "--steps-scale", "0.02",
@@ -69,6 +86,14 @@ def test_cli_prints_a_table_and_saves_the_json(tmp_path, capsys):
   counts = saved["compilation"]  # the last line: what the whole measurement compiled, in reproduce's words
   assert counts["programs"] >= saved["training"][0]["programs_compiled"] > 0
   assert printed.strip().splitlines()[-1] == f"in all: {compilation.describe(counts)}"
+  by_program = saved["compilation_by_program"]  # the same programs by function name, each printed on its line
+  assert sum(row["programs"] for row in by_program) == counts["programs"]
+  assert sum(row["loaded"] for row in by_program) == counts["cache_hits"]
+  assert sum(row["seconds"] for row in by_program) == pytest.approx(counts["compile_seconds"])
+  assert "jit(_segment)" in {row["name"] for row in by_program}  # the training loop
+  lines = printed.strip().splitlines()
+  for row in by_program:
+    assert any(line.split()[:3] == [row["name"], str(row["programs"]), "programs,"] for line in lines), row
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -53,6 +53,11 @@ def test_counter_sees_each_new_program_once():
       shifted(four)
   assert (first.programs, again.programs, other_shape.programs, outer.programs) == (1, 0, 1, 2)
   assert first.names == ["jit(shifted)"] and first.compile_seconds > 0 and first.cache_hits == 0
+  assert [build.loaded for build in outer.log] == [False, False]  # no persistent cache here: both compiled
+  assert sum(build.seconds for build in outer.log) == pytest.approx(outer.compile_seconds)
+  assert outer.by_program() == [{"name": "jit(shifted)", "programs": 2, "loaded": 0,
+                                 "seconds": pytest.approx(outer.compile_seconds),
+                                 "max_seconds": max(first.compile_seconds, other_shape.compile_seconds)}]
   assert outer.compile_seconds == pytest.approx(first.compile_seconds + other_shape.compile_seconds)
   assert outer.summary().startswith("2 programs compiled, ")
   summed = compilation.added(first.as_dict(), again.as_dict(), other_shape.as_dict())  # sums of the nested counts
@@ -109,15 +114,22 @@ jax.config.update("jax_enable_x64", True)
 from toy_models import compilation
 folder = compilation.enable_persistent_cache()
 import jax.numpy as jnp
+import numpy as np
 
 @jax.jit
 def program(x):
   return jnp.cumsum(jnp.sin(x) * 3.0 + 1.0) @ x
 
+@jax.jit
+def other(x):
+  return jnp.tanh(x).sum() * 5.0
+
 with compilation.count_compilations() as stats:
   program(jnp.arange(7.0)).block_until_ready()
+  if sys.argv[1] == "other":
+    other(np.arange(3.0)).block_until_ready()  # a program the first process never built
 print(json.dumps({"folder": str(folder), "programs": stats.programs, "hits": stats.cache_hits,
-                  "files": sum(1 for p in folder.iterdir())}))
+                  "files": sum(1 for p in folder.iterdir()), "by_program": stats.by_program()}))
 """
 
 
@@ -125,15 +137,61 @@ def test_a_second_process_loads_the_program_from_the_persistent_cache(tmp_path):
   env = {**os.environ, compilation.CACHE_ENV: str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu",
          "PYTHONPATH": str(ROOT)}
   outs = []
-  for _ in range(2):
-    done = subprocess.run([sys.executable, "-c", CACHE_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+  for which in ("same", "other"):
+    done = subprocess.run([sys.executable, "-c", CACHE_SCRIPT, which], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     outs.append(json.loads(done.stdout.strip().splitlines()[-1]))
   first, second = outs
   assert first["folder"] == second["folder"] == str((tmp_path / "cache").resolve())
   assert first["programs"] >= 1 and first["hits"] == 0 and first["files"] >= 1
-  assert second["programs"] == first["programs"] and second["hits"] == second["programs"]
+  assert second["programs"] == first["programs"] + 1 and second["hits"] == first["programs"]
+  # Each program is told apart: the first process's program is loaded, the new one compiled.
+  rows = {row["name"]: row for row in second["by_program"]}
+  assert (rows["jit(program)"]["programs"], rows["jit(program)"]["loaded"]) == (1, 1)
+  assert (rows["jit(other)"]["programs"], rows["jit(other)"]["loaded"]) == (1, 0)
+  assert all(row["loaded"] == 0 for row in first["by_program"]) and "jit(other)" not in str(first["by_program"])
+
+
+SWITCH_SCRIPT = """
+import json, sys
+import jax
+import numpy as np
+from toy_models import compilation
+order = sys.argv[1]
+
+def build(offset):  # a program no earlier process of this test built
+  return jax.jit(lambda x: x * 3.0 + offset)
+
+def hits_of(fn):  # persistent-cache loads while compiling fn afresh
+  jax.clear_caches()
+  with compilation.count_compilations() as stats:
+    fn(np.arange(4.0)).block_until_ready()
+  return stats.cache_hits
+
+compilation.enable_persistent_cache(sys.argv[2])
+seen = {}
+if order == "on, off, on":
+  seen["on before"] = hits_of(build(12.0)) + hits_of(build(12.0))  # written, then loaded
+with compilation.without_persistent_cache():
+  seen["off"] = hits_of(build(12.0))  # the first compile of the process when order is 'off, on'
+seen["on after"] = hits_of(build(13.0)) + hits_of(build(13.0))  # written, then loaded
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("order", ["on, off, on", "off, on"])
+def test_switching_the_persistent_cache_off_and_on_takes_effect_whatever_compiled_before(order, tmp_path):
+  # JAX decides once per process, at its first compile, whether the persistent cache is used at all: when that
+  # compile falls inside the switch, every program after it (e.g. bench's training rows after its sweep) must still
+  # use the cache; and a switch after programs used the cache must still compile inside it.
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+  env.pop(compilation.CACHE_ENV, None)
+  done = subprocess.run([sys.executable, "-c", SWITCH_SCRIPT, order, str(tmp_path / "cache")], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr
+  seen = json.loads(done.stdout.strip().splitlines()[-1])
+  assert seen == ({"on before": 1, "off": 0, "on after": 1} if order == "on, off, on" else {"off": 0, "on after": 1})
 
 
 # Buckets.
