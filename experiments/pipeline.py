@@ -35,6 +35,7 @@ COPIED = ("config.json", "summary.json", "units")  # what a reused published run
 PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal a process gets when the thread that started it ends.
 _worker_results: list = [None]  # in a worker process: the queue it reports finished experiments on.
 MAX_DEFAULT_JOBS = 4  # experiments run at once by default on a CPU (each process holds its own JAX runtime).
+_PROGRAMS_SHOWN = 5  # functions named in the last compile-time line of a job, the costliest first.
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -119,7 +120,8 @@ class Outcome:
   reused: bool  # whether the run was copied from the published results.
   seconds: float  # wall time of this step.
   section: str = ""  # its REPORT.md section (written once every experiment has run).
-  compiled: dict = dataclasses.field(default_factory=dict)  # compilation.CompileStats.as_dict() of this step.
+  compiled: dict = dataclasses.field(default_factory=dict)  # compilation.CompileStats.as_dict() of this step, with
+  # its by_program() rows under 'by_program' (_counts).
 
 
 def run_experiment(reproduce: ReproduceConfig, experiment, show_progress: bool | str = True) -> Outcome:
@@ -134,7 +136,12 @@ def run_experiment(reproduce: ReproduceConfig, experiment, show_progress: bool |
     reader = RunDir(run_dir, config, experiment=experiment.name, writable=False)
     files = tuple(experiment.figures(config, summary, reader, reproduce.target))
   return Outcome(experiment, config, summary, run_dir, files, reused, time.perf_counter() - start,
-                 compiled=compiled.as_dict())
+                 compiled=_counts(compiled))
+
+
+def _counts(stats: compilation.CompileStats) -> dict:
+  """What a step compiled, as it travels back from a worker: the counts, and the programs by function name."""
+  return {**stats.as_dict(), "by_program": stats.by_program()}
 
 
 def default_jobs(scale: str | None = None) -> int:
@@ -423,13 +430,17 @@ def reproduce(reproduce: ReproduceConfig, preface: Callable[[pathlib.Path], list
     start = time.perf_counter()
     with compilation.count_compilations() as compiled:  # this process only: the workers count their own
       sections.extend(preface(target))
-    claims_compiled.append(compiled.as_dict())
+    claims_compiled.append(_counts(compiled))
     log(f"[1/{steps}] claims check: done in {time.perf_counter() - start:.1f} s ({compiled.summary()})")
 
   outcomes = run_experiments(reproduce, experiments, log, first_step=1 + (preface is not None), steps=steps,
                              alongside=None if preface is None else claims)
-  everything = compilation.added(*claims_compiled, *(outcome.compiled for outcome in outcomes))
-  log(f"compilation, every step and process together: {compilation.describe(everything)}")
+  steps_compiled = [*claims_compiled, *(outcome.compiled for outcome in outcomes)]
+  log(f"compilation, every step and process together: {compilation.describe(compilation.added(*steps_compiled))}")
+  by_program = compilation.merged_by_program(*(counts.get("by_program", []) for counts in steps_compiled))
+  if by_program:
+    log(f"compile time by function, every step and process together: "
+        f"{compilation.describe_by_program(by_program, _PROGRAMS_SHOWN)}")
   status = write_sections(reproduce, outcomes)
   if not reproduce.only:
     sections += changes_section(outcomes, status)

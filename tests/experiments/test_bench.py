@@ -163,19 +163,6 @@ def test_the_speed_block_names_the_processor_on_a_cpu_and_the_accelerator_elsewh
   assert bench.cpu_model() and bench.device_info()["cpu_model"] == bench.cpu_model()
 
 
-def test_the_speed_block_names_the_costliest_functions_to_compile_and_sums_the_others():
-  device = {"platform": "cpu", "device_kind": "cpu", "cpu_model": "Some CPU", "cpu_count": 2, "jax_version": "0"}
-  saved = {"device": device, "compilation": {"cache_hits": 0, "programs": 9}, "sweep": [], "training": []}
-  assert "Compile time by function" not in bench.markdown(saved)  # saved before it was recorded: no line
-  rows = [{"name": f"jit(f{i})", "programs": i + 1, "loaded": 0, "seconds": 6.0 - i, "max_seconds": 1.0}
-          for i in range(6)]  # by_program's order: the costliest first
-  line = next(line for line in bench.markdown({**saved, "compilation_by_program": rows}).splitlines()
-              if line.startswith("- Compile time by function"))
-  assert line.endswith(": `jit(f0)` 1 programs, 6 s; `jit(f1)` 2 programs, 5 s; `jit(f2)` 3 programs, 4 s; "
-                       "`jit(f3)` 4 programs, 3 s; 2 other functions 11 programs, 3 s.")
-  assert bench.markdown({**saved, "compilation_by_program": rows[:2]}).count("other functions") == 0
-
-
 def test_sweep_lines_of_a_log_keep_their_preset_and_older_logs_read_as_optimized():
   text = ("bench: sweep of 8 runs x 800 steps, float64: 3.7 s with compilation (3 programs, 1.5 s compiling)\n"
           "bench: sweep of 8 runs x 800 steps, float32 fast-compile: 2.1 s with compilation (3 programs, 0.7 s "

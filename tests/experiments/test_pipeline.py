@@ -1,7 +1,10 @@
 """Tests of the main job's scheduling: experiments in worker processes give the results they give in this process."""
 
 import pathlib
+import re
 
+import jax
+import numpy as np
 import pytest
 
 from experiments import pipeline, records, registry
@@ -16,6 +19,9 @@ def _run(tmp_path: pathlib.Path, jobs: int, names: tuple[str, ...]) -> dict[str,
   assert sum("done in" in line for line in lines) == len(names)
   for outcome in outcomes:  # each experiment's compile counts, measured where it ran (here or in its worker)
     assert outcome.compiled["programs"] >= outcome.compiled["cache_hits"] >= 0
+    by_program = outcome.compiled["by_program"]  # the same programs by function name, back from the worker too
+    assert sum(r["programs"] for r in by_program) == outcome.compiled["programs"]
+    assert sum(r["loaded"] for r in by_program) == outcome.compiled["cache_hits"]
     assert any(line.endswith(f"({compilation.describe(outcome.compiled)})") for line in lines)
   assert next(o for o in outcomes if o.experiment.name == "example").compiled["programs"] > 0  # it trains
   for outcome in outcomes:
@@ -69,3 +75,20 @@ def test_a_worker_error_keeps_the_worker_traceback(tmp_path):
   with pytest.raises(OSError) as raised:
     pipeline.run_experiments(config, [registry.get("theory"), registry.get("example")], lambda line: None)
   assert "_run_in_worker" in str(raised.value.__cause__)  # the traceback text of the worker process
+
+
+def test_the_job_ends_with_its_compile_counts_in_all_and_by_function(tmp_path):
+  def preface(target):  # stands in for the claims check, which runs in this process
+    jax.jit(lambda x: x * 7.0 - 1.0)(np.arange(5.0)).block_until_ready()
+    return []
+
+  lines = []
+  config = pipeline.ReproduceConfig(scale="tiny", out_dir=tmp_path, only=("theory",), jobs=1)
+  pipeline.reproduce(config, preface=preface, log=lines.append)
+  total = next(line for line in lines if line.startswith("compilation, every step and process together: "))
+  by_function = next(line for line in lines if line.startswith("compile time by function, every step and process "
+                                                                 "together: "))
+  programs = int(total.split(": ")[1].split()[0])
+  assert programs >= 1 and "jit(<lambda>) " in by_function
+  named = [int(re.search(r"(\d+) programs?\b", part)[1]) for part in by_function.split(": ", 1)[1].split("; ")]
+  assert sum(named) == programs  # every program of the job, named or among the others

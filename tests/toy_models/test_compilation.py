@@ -81,6 +81,26 @@ def test_the_description_of_compile_counts_names_programs_cache_loads_and_second
   assert compilation.added() == dict.fromkeys(counts, 0)
 
 
+
+def test_programs_by_function_merge_across_counts_and_read_as_one_phrase():
+  def row(name, programs, loaded, seconds, longest):
+    return {"name": name, "programs": programs, "loaded": loaded, "seconds": seconds, "max_seconds": longest}
+
+  steps = ([row("jit(a)", 2, 0, 1.5, 1.0), row("jit(b)", 1, 1, 0.25, 0.25)],  # e.g. two processes of a job
+           [row("jit(b)", 3, 2, 4.0, 3.0), row("jit(c)", 1, 0, 0.5, 0.5)],
+           [])
+  merged = compilation.merged_by_program(*steps)
+  assert merged == [row("jit(b)", 4, 3, 4.25, 3.0), row("jit(a)", 2, 0, 1.5, 1.0), row("jit(c)", 1, 0, 0.5, 0.5)]
+  assert compilation.describe_by_program(merged, 1) == (
+      "jit(b) 4 programs (3 loaded), 4.25 s; 2 other functions 3 programs, 2 s")
+  assert compilation.describe_by_program(merged, 3, quote="`") == (
+      "`jit(b)` 4 programs (3 loaded), 4.25 s; `jit(a)` 2 programs, 1.5 s; `jit(c)` 1 program, 0.5 s")
+  assert compilation.describe_by_program(merged, 2).endswith("; 1 other function 1 program, 0.5 s")
+  assert compilation.merged_by_program() == [] and compilation.describe_by_program([], 5) == ""
+  stats = compilation.CompileStats(log=[compilation.ProgramBuild("jit(a)", 0.5, False),
+                                        compilation.ProgramBuild("jit(a)", 1.0, True)])
+  assert stats.by_program() == [row("jit(a)", 2, 1, 1.5, 1.0)]
+
 # The persistent cache.
 
 def test_cache_folder_comes_from_the_argument_the_variable_or_the_user_cache(monkeypatch, tmp_path):
