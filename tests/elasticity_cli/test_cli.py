@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
 import pytest
 
 from elasticity_cli import config_flags
@@ -99,6 +101,10 @@ def test_interrupt_inside_a_unit_keeps_finished_units_and_resumes(tmp_path, caps
     calls.append(args[1].name)
     raise KeyboardInterrupt
 
+  def compiling(*args):  # the unit as it is, after building one program of its own
+    jax.jit(lambda x: x * 5.0 + 3.0)(np.arange(6.0)).block_until_ready()
+    return experiment.run_unit(*args)
+
   monkeypatch.setitem(registry.EXPERIMENTS, "theory", dataclasses.replace(experiment, run_unit=interrupting))
   code, _, err = run_main(capsys, "simulate", "theory", "--scale", "tiny", "--out-dir", str(tmp_path / "run"))
   assert code == 130 and "interrupted; units finished before now are saved in" in err[-1]
@@ -107,6 +113,10 @@ def test_interrupt_inside_a_unit_keeps_finished_units_and_resumes(tmp_path, caps
   code, out, _ = run_main(capsys, "simulate", "theory", "--scale", "tiny", "--out-dir", str(tmp_path / "run"))
   assert code == 0 and (tmp_path / "run" / "summary.json").exists()
   assert re.search(r"^compilation: \d+ programs", out, re.MULTILINE)  # what the command compiled (or loaded)
+  monkeypatch.setitem(registry.EXPERIMENTS, "theory", dataclasses.replace(experiment, run_unit=compiling))
+  code, out, _ = run_main(capsys, "simulate", "theory", "--scale", "tiny", "--out-dir", str(tmp_path / "other"))
+  assert code == 0 and re.search(r"^compile time by function: jit\(<lambda>\) 1 program(?: \(1 loaded\))?, ", out,
+                                  re.MULTILINE)
 
 
 def test_ctrl_c_stops_a_long_run_within_seconds(tmp_path):
