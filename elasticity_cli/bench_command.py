@@ -42,7 +42,7 @@ def table(result: dict) -> str:
   for row in result["training"]:
     lines.append(f"{row['workload']:<9}{row['dtype']:<9}{row['runs']:>5}{row['compile_seconds_included']:>14g}"
                  f"{row['programs_compiled']:>10}{row['steps_per_second']:>10g}{row['run_steps_per_second']:>13g}")
-  by_program = result.get("compilation_by_program", [])  # absent from results saved before it was recorded
+  by_program = result["compilation_by_program"]
   if by_program:
     lines.append("compile time by program, every measurement above (loaded: from the persistent cache):")
     width = max(len(row["name"]) for row in by_program)

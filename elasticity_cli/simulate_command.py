@@ -10,8 +10,6 @@ from experiments import paths, registry, runner
 from experiments.protocol import SCALES
 from toy_models import compilation
 
-_PROGRAMS_SHOWN = 5  # functions named in the compile-time line, the costliest first.
-
 NAME = "simulate"
 HELP = "Train toy language models for one experiment and save a resumable run (default under runs/)."
 
@@ -46,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
   print(experiment.format_summary(summary, config))
   print(f"compilation: {compiled.summary()}")
   if compiled.log:
-    print(f"compile time by function: {compilation.describe_by_program(compiled.by_program(), _PROGRAMS_SHOWN)}")
+    print(f"compile time by function: {compilation.describe_by_program(compiled.by_program())}")
   print(f"results: {out_dir} (summary.json, units/); figures: elasticity figures --run {out_dir}")
   if summary.get("acceptance", {}).get("passed") is False:
     print("acceptance FAILED (see the summary above)")

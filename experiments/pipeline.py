@@ -35,7 +35,6 @@ COPIED = ("config.json", "summary.json", "units")  # what a reused published run
 PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal a process gets when the thread that started it ends.
 _worker_results: list = [None]  # in a worker process: the queue it reports finished experiments on.
 MAX_DEFAULT_JOBS = 4  # experiments run at once by default on a CPU (each process holds its own JAX runtime).
-_PROGRAMS_SHOWN = 5  # functions named in the last compile-time line of a job, the costliest first.
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -437,10 +436,10 @@ def reproduce(reproduce: ReproduceConfig, preface: Callable[[pathlib.Path], list
                              alongside=None if preface is None else claims)
   steps_compiled = [*claims_compiled, *(outcome.compiled for outcome in outcomes)]
   log(f"compilation, every step and process together: {compilation.describe(compilation.added(*steps_compiled))}")
-  by_program = compilation.merged_by_program(*(counts.get("by_program", []) for counts in steps_compiled))
+  by_program = compilation.merged_by_program(*(counts["by_program"] for counts in steps_compiled))
   if by_program:
     log(f"compile time by function, every step and process together: "
-        f"{compilation.describe_by_program(by_program, _PROGRAMS_SHOWN)}")
+        f"{compilation.describe_by_program(by_program)}")
   status = write_sections(reproduce, outcomes)
   if not reproduce.only:
     sections += changes_section(outcomes, status)

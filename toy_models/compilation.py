@@ -279,14 +279,17 @@ def merged_by_program(*groups: list[dict]) -> list[dict]:
   return sorted(rows.values(), key=lambda row: (-row["seconds"], row["name"]))
 
 
-def describe_by_program(rows: list[dict], shown: int, quote: str = "") -> str:
-  """by_program() rows (costliest first) as one phrase: the first `shown` functions by name (between `quote`s),
-  with their programs, how many were loaded from the persistent cache (where any were) and seconds; the others
+PROGRAMS_SHOWN = 5  # functions describe_by_program names by default (the costliest first); the others are summed.
+
+
+def describe_by_program(rows: list[dict], shown: int = PROGRAMS_SHOWN) -> str:
+  """by_program() rows (costliest first) as one phrase: the first `shown` functions by name, with
+  their programs, how many were loaded from the persistent cache (where any were) and seconds; the others
   summed, e.g. 'jit(_segment) 24 programs (20 loaded), 28.3 s; 3 other functions 49 programs, 1.42 s'."""
   def programs(count: int, loaded: int) -> str:
     return f"{count} program{'' if count == 1 else 's'}" + (f" ({loaded} loaded)" if loaded else "")
 
-  parts = [f"{quote}{row['name']}{quote} {programs(row['programs'], row['loaded'])}, {row['seconds']:.3g} s"
+  parts = [f"{row['name']} {programs(row['programs'], row['loaded'])}, {row['seconds']:.3g} s"
            for row in rows[:shown]]
   rest = rows[shown:]
   if rest:
