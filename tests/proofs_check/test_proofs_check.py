@@ -1,5 +1,6 @@
 """Tests of proofs_check: every claim's pass path, planted errors that each check must catch, determinism."""
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -232,3 +233,36 @@ def test_results_are_plain_data():
   record = dataclasses.asdict(result)
   json.dumps(record, default=float)
   assert result.counterexample["reproduced"]
+
+
+def test_the_draws_ignore_the_literals_of_local_modules(tmp_path, monkeypatch):
+  """Hypothesis draws some values from the literals of the local modules a process imported; the claims' draws
+  must not move when a module with other literals is imported (they did: an edit to toy_models moved claim 8a's
+  published c1). Without runner.without_local_constants the same planted module moves them."""
+  from hypothesis import strategies
+
+  from proofs_check import runner
+
+  def draws() -> list:
+    sample = runner.run_property(strategies.lists(strategies.floats(0, 1000), min_size=3, max_size=3),
+                                 lambda x: runner.Outcome(error=0.0), examples=60, seed=7, mode="measure")
+    return sample.configs
+
+  monkeypatch.syspath_prepend(str(tmp_path))
+  planted = iter(range(2))
+
+  def plant() -> None:
+    index = next(planted)
+    name = f"elasticity_planted_constants_{index}"
+    literals = ", ".join(f"{value:.6g}" for value in np.random.default_rng(index).uniform(0, 1000, 200))
+    (tmp_path / f"{name}.py").write_text(f"VALUES = [{literals}]\n")
+    __import__(name)
+
+  before = draws()
+  plant()
+  assert draws() == before
+  with monkeypatch.context() as patched:
+    patched.setattr(runner, "without_local_constants", contextlib.nullcontext)
+    unguarded = draws()
+    plant()
+    assert draws() != unguarded
