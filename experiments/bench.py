@@ -207,15 +207,12 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
     log: optional callable(line) told about each measurement as it finishes.
 
   Returns:
-    {'device': device_info(), 'runs_per_call': training.runs_per_call() (the runs of the calls a batch of few
-    steps is split into here, training.share_calls; None: never split),
-    'sweep': [sweep rows, one per dtype], 'training': [time_training rows],
+    {'device': device_info(), 'sweep': [sweep rows, one per dtype], 'training': [time_training rows],
     'compilation': totals over the sweeps and training measurements, 'compilation_by_program': the same programs
     grouped by function name (CompileStats.by_program), 'accuracy': [acceptance rows, one per dtype]}.
   """
   say = log or (lambda line: None)
-  result = {"device": device_info(), "runs_per_call": training.runs_per_call(), "sweep": [], "training": [],
-            "accuracy": []}
+  result = {"device": device_info(), "sweep": [], "training": [], "accuracy": []}
   with compilation.count_compilations() as total, compilation.without_persistent_cache():
     for preset in config.sweep_presets if config.sweep_runs else ():
       for dtype in config.dtypes:
@@ -277,9 +274,7 @@ def markdown(saved: dict) -> str:
            f"{device.get('load_average_1min', '?')} at the start), jax {device['jax_version']}; float64 is the default "
            "of every experiment (metrics are always float64). First calls include compiling (or loading from the "
            "persistent cache: "
-           f"{saved['compilation']['cache_hits']} of {saved['compilation']['programs']} programs here)"
-           + (f"; batches of few steps train in calls of {saved['runs_per_call']} runs here (share_calls)."
-              if saved.get("runs_per_call") else ".")]
+           f"{saved['compilation']['cache_hits']} of {saved['compilation']['programs']} programs here)."]
   sweeps = saved["sweep"]
   if sweeps:
     presets = list(dict.fromkeys(row.get("preset", "optimized") for row in sweeps))

@@ -126,9 +126,7 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
       and temporaries, jax.stages.Compiled.memory_analysis); a batch above it is trained in several calls of one
       program, each run's result unchanged up to rounding. A bound given here is hard (a run that alone exceeds it
       is a one-line ValueError); None: the soft default of training.memory_bounds (1 GiB per call on a CPU, a run
-      refused only above the machine's memory). On a CPU a batch of few steps is also trained in calls of
-      training.runs_per_call() runs (training.share_calls, priced against one call padded to `padded_runs` or
-      run_bucket's choice), so that batches of any size share one program.
+      refused only above the machine's memory).
 
   Returns:
     (params, losses): trained parameters (leading run axis) and each run's loss at its last step as float64 numpy
@@ -170,19 +168,15 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   fn = _compiled(loss_fn, optimizer, schedule, float(warmup_fraction), reanchor, compilation.training_options())
   call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label)
   host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
-  cap = training.runs_per_call()
-  groups = training.share_calls(np.arange(runs), total, padded, cap, padding_run_steps)
-  size = padded if len(groups) == 1 else cap  # the run count each call's program is compiled for
   limit, ceiling = training.memory_bounds(memory_limit_bytes)
   max_runs = None if limit is None or not total else _runs_within(
-      _program_bytes(fn, float_type, optimizer, reanchor, host_params, data, keys, size), size, limit, ceiling,
+      _program_bytes(fn, float_type, optimizer, reanchor, host_params, data, keys, padded), padded, limit, ceiling,
       "the training memory limit" if memory_limit_bytes is not None else "this machine's memory",
       label or model.config.label())
-  if (max_runs is None or size <= max_runs) and len(groups) == 1:
+  if max_runs is None or padded <= max_runs:
     return call(host_params, data, peaks, steps, keys, padded, progress=progress)
-  if max_runs is not None and size > max_runs:
-    groups = np.array_split(np.arange(runs), -(-runs // max_runs))
-    size = max(group.size for group in groups)  # every call padded to the largest group: one program
+  groups = np.array_split(np.arange(runs), -(-runs // max_runs))
+  size = max(group.size for group in groups)  # every call padded to the largest group: one program
 
   def rows(tree, group):
     return jax.tree_util.tree_map(lambda x: np.asarray(x)[group], tree)

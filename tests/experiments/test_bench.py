@@ -9,7 +9,7 @@ import pytest
 
 from elasticity_cli import main
 from experiments import bench
-from toy_models import compilation, training
+from toy_models import compilation
 
 SMALL = dict(workloads=("w16",), dtypes=("float32",), runs=(1, 3), steps_scale=0.02, warmup_steps=1,
              sweep_runs=2, sweep_steps=3, accuracy=False)
@@ -34,7 +34,6 @@ def test_run_benchmark_times_every_workload_dtype_and_run_count():
   assert len({s["programs_compiled"] for s in result["sweep"]}) == 1  # each sweep from scratch: the same programs
   assert result["compilation"]["programs"] >= sum(r["programs_compiled"] for r in rows)
   assert result["device"]["device_count"] >= 1 and len(lines) == len(rows) + len(result["sweep"])
-  assert result["runs_per_call"] == training.runs_per_call()
 
 
 def test_the_sweep_keeps_the_fastest_of_its_repeats_each_compiled_without_the_persistent_cache(monkeypatch):
@@ -161,8 +160,6 @@ def test_the_speed_block_names_the_processor_on_a_cpu_and_the_accelerator_elsewh
   assert "Measured on cpu (cpu, 2 CPUs" in bench.markdown(older)
   gpu = {**saved, "device": {**device, "platform": "gpu", "device_kind": "NVIDIA H200"}}
   assert "Measured on NVIDIA H200 (gpu" in bench.markdown(gpu)
-  assert "batches of few steps train in calls of 4 runs here" in bench.markdown({**saved, "runs_per_call": 4})
-  assert "calls of" not in bench.markdown(gpu) + bench.markdown({**gpu, "runs_per_call": None})
   assert bench.cpu_model() and bench.device_info()["cpu_model"] == bench.cpu_model()
 
 

@@ -101,40 +101,10 @@ def test_memory_groups_split_each_group_into_near_equal_calls_in_order():
   assert [part.tolist() for part in training.memory_groups([np.arange(0)], 4)] == [[]]  # no runs: one empty call
 
 
-def test_runs_per_call_is_the_cpu_cap_per_device_and_the_smaller_bound_wins(monkeypatch):
-  assert jax.default_backend() == "cpu"
-  assert training.runs_per_call() == training.CPU_RUNS_PER_CALL * len(jax.local_devices())
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
-  assert training.runs_per_call() is None
-  assert [training.capped_runs(a, b) for a, b in [(None, None), (5, None), (None, 3), (5, 3), (2, 3)]] == [
-      None, 5, 3, 3, 2]
-
-
-def test_share_calls_splits_where_its_price_in_run_steps_is_within_the_budget():
-  """Price of splitting 10 runs into calls of 4 (3 calls, 12 runs computed) against one call padded to `whole`:
-  (12 - whole + 0.4 x 10) x budget run-steps, at most padding_run_steps (the CPU's 1024 by default)."""
-  group = np.arange(10)
-
-  def sizes(*args, **kwargs):
-    return [part.size for part in training.share_calls(group, *args, **kwargs)]
-
-  assert training.CPU_SMALL_CALL_OVERHEAD == 0.4
-  assert sizes(100, 16, 4) == [4, 3, 3]  # price 0: no padding beyond one call's
-  assert sizes(170, 10, 4) == [4, 3, 3] and sizes(171, 10, 4) == [10]  # 6 x 170 = 1020 <= 1024 < 6 x 171
-  assert sizes(50, 10, 4, padding_run_steps=300) == [4, 3, 3] and sizes(51, 10, 4, padding_run_steps=300) == [10]
-  assert sizes(10**6, 10, 4, padding_run_steps=None) == [10]  # None: the backend's budget, 1024 on a CPU
-  assert sizes(100, 16, None) == sizes(100, 16, 10) == sizes(0, 16, 4) == [10]  # no cap, within it, no steps
-  assert sizes(1, 10, 3) == [3, 3, 2, 2] and np.array_equal(np.concatenate(training.share_calls(group, 1, 10, 3)),
-                                                            group)
-
-
-@pytest.mark.parametrize("bound", ["memory", "runs per call"])
 @pytest.mark.parametrize("objective", ["dpo"])  # DPO's data is a tuple of arrays: the harder split (SFT: 2.3 s more)
-def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective, bound, monkeypatch):
-  """11 runs under a bound that holds 4 (a memory limit, or the CPU's runs per call): three calls of 4, 4 and 3 runs
-  (one program: the last call is padded to 4, not to run_bucket's 8), each run as in one call of all 11 (padded to
-  16, with no cap on the runs per call)."""
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
+def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective):
+  """11 runs under a bound that holds 4: three calls of 4, 4 and 3 runs (one program: the last call is padded to 4,
+  not to run_bucket's 8), each run as in one call of all 11 (padded to 16)."""
   model = build_model(ModelConfig(kind="transformer", width=8, layers=1, heads=2), 5)
   stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.01, objective=objective)
   runs, n = 11, token_tree.n_leaves(5)
@@ -149,12 +119,9 @@ def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective, 
   whole, whole_losses = training.train_batch(model, stage, params, weights, steps, keys=keys,
                                              memory_limit_bytes=10**12, **extra)
   seen = []
-  if bound == "runs per call":
-    monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
-  jax.clear_caches()  # the other bound's case may have built the program for 4 runs in this process
   with compilation.count_compilations() as stats:
     parts, part_losses = training.train_batch(model, stage, params, weights, steps, keys=keys,
-                                              memory_limit_bytes=limit if bound == "memory" else 10**12,
+                                              memory_limit_bytes=limit,
                                               progress=lambda done, total, label: seen.append(total), **extra)
   for ours, reference in zip(jax.tree_util.tree_leaves(parts), jax.tree_util.tree_leaves(whole), strict=True):
     assert ours.shape == reference.shape  # equal up to the rounding of kernels chosen for another run count:
