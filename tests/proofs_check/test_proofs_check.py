@@ -266,3 +266,17 @@ def test_the_draws_ignore_the_literals_of_local_modules(tmp_path, monkeypatch):
     unguarded = draws()
     plant()
     assert draws() != unguarded
+
+
+def test_a_hypothesis_without_local_constants_needs_no_guard(monkeypatch):
+  """Hypothesis before 6.131 (pyproject allows 6.100) has no pool of local constants: the guard then does nothing
+  and the check runs as it did."""
+  import types
+
+  from proofs_check import runner
+
+  monkeypatch.setattr(runner, "hypothesis_providers", types.SimpleNamespace())
+  with runner.without_local_constants():
+    assert vars(runner.hypothesis_providers) == {}
+  result = proofs_check.run_claim("3", examples=8, seed=1)
+  assert result.tried >= 8 and math.isfinite(result.worst_error)
