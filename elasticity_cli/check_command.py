@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import pathlib
 
+import hypothesis
+
 from experiments import paths, readme_blocks, records
 from proofs_check import constants, report
 from proofs_check import run as checker
@@ -28,6 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="write the published table (figures/) and the README's claims block")
 
 
+def hypothesis_version_note(published: pathlib.Path | None) -> str | None:
+  """A line for a check whose hypothesis is not the one the published claims (`published`, a claims.json) were drawn
+  with: the configurations a seed gives differ between hypothesis releases, so the numbers may too. None when the
+  versions agree or nothing is published."""
+  if published is None or not published.is_file():
+    return None
+  drawn_with = records.read_json(published)["provenance"]["package_versions"]["hypothesis"]
+  if drawn_with == hypothesis.__version__:
+    return None
+  return (f"note: the published claims were drawn with hypothesis {drawn_with}, this is {hypothesis.__version__}: "
+          "a seed draws other configurations in another release, so the numbers may differ (not the statuses)")
+
+
 def run(args: argparse.Namespace) -> int:
   """Runs the check; returns 0 if every claim ended as expected, 1 if one expected to hold failed."""
   if args.publish and (args.out_dir is not None or args.claim is not None):
@@ -42,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
                             progress=progress)
   print(report.format_table(results))
   print(f"saved: {out_dir}")
+  published = paths.published_dir()
+  note = None if args.publish else hypothesis_version_note(None if published is None else published / report.JSON_NAME)
+  if note is not None:
+    print(note)
   if args.publish and readme_blocks.embed("claims", report.readme_table(records.read_json(out_dir / report.JSON_NAME))):
     print("updated the claims table in README.md")
   failed = [result.id for result in results if result.failed]

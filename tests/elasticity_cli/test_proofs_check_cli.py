@@ -52,3 +52,21 @@ def test_check_bad_input_is_one_line_error(tmp_path, capsys, argv, words):
   assert error.startswith("elasticity: error:") and len(error.splitlines()) == 1
   for word in words:
     assert word in error
+
+
+def test_a_check_under_another_hypothesis_release_says_so(tmp_path, monkeypatch, capsys):
+  import hypothesis
+
+  from elasticity_cli import check_command
+
+  published = tmp_path / "claims.json"
+  published.write_text(json.dumps({"provenance": {"package_versions": {"hypothesis": hypothesis.__version__}}}))
+  assert check_command.hypothesis_version_note(published) is None
+  assert check_command.hypothesis_version_note(tmp_path / "absent.json") is None
+  assert check_command.hypothesis_version_note(None) is None
+  published.write_text(json.dumps({"provenance": {"package_versions": {"hypothesis": "6.100.0"}}}))
+  note = check_command.hypothesis_version_note(published)
+  assert f"hypothesis 6.100.0, this is {hypothesis.__version__}" in note and "\n" not in note
+  monkeypatch.setattr(hypothesis, "__version__", "0.0.1")  # the published claims.json of the checkout, another release
+  assert cli.main(["check", "--claim", "4", "--examples", "2", "--out-dir", str(tmp_path / "out")]) == 0
+  assert "this is 0.0.1: a seed draws other configurations" in capsys.readouterr().out
