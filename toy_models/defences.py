@@ -53,12 +53,6 @@ def _check_shape(name: str, array, shape: tuple) -> jax.Array:
   return array
 
 
-def _token_mass(tokens: jax.Array, weights: jax.Array) -> jax.Array:
-  """sum_x w(x) |x|: the weighted number of tokens of the data (EOS counted), at least the dtype's tiny."""
-  lengths = (tokens != token_tree.PAD).sum(axis=-1).astype(weights.dtype)
-  return jnp.maximum((weights * lengths).sum(), jnp.finfo(weights.dtype).tiny)
-
-
 def _weights(params: dict, tokens: jax.Array, weights) -> jax.Array:
   """`weights` (B,) cast to the parameters' float type; one-line ValueError on a shape that does not match tokens."""
   return _check_shape("weights", weights, tokens.shape[:1]).astype(likelihood.params_dtype(params))
@@ -159,7 +153,7 @@ def token_kl_nats(model: Model, params: dict, tokens: jax.Array, weights: jax.Ar
   log_r = jnp.where(allowed, jax.lax.stop_gradient(reference.astype(weights.dtype)), 0.0)
   per_position = jnp.where(allowed, jnp.exp(log_p) * (log_p - log_r), 0.0).sum(axis=-1)
   per_position = jnp.where(tokens == token_tree.PAD, 0.0, per_position)
-  return (weights * per_position.sum(axis=-1)).sum() / _token_mass(tokens, weights)
+  return (weights * per_position.sum(axis=-1)).sum() / likelihood.token_mass(tokens, weights)
 
 
 def kl_anchor_token_loss(model: Model, params: dict, tokens: jax.Array, weights: jax.Array,
@@ -271,7 +265,7 @@ def constrained_sft_loss(model: Model, params: dict, tokens: jax.Array, weights:
   safe_betas = jnp.where(positive, betas[None, :], 1.0)
   constrained = jnp.where(positive, 2.0 / safe_betas * _softplus_minus_ln2(safe_betas * delta), -delta)
   per_token = jnp.where(tokens == token_tree.PAD, 0.0, constrained - reference)
-  return (weights * per_token.sum(axis=-1)).sum() / _token_mass(tokens, weights)
+  return (weights * per_token.sum(axis=-1)).sum() / likelihood.token_mass(tokens, weights)
 
 
 # 3. Proximal term and Lisa's bi-state alternation.

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toy_models import compilation, devices, host_memory, metrics, models, run_chunks, training
+from toy_models import compilation, devices, host_memory, models, run_chunks, training
 from toy_models.models import Model
 from toy_models.stage_config import OPTIMIZERS, SCHEDULES, StageConfig
 
@@ -169,10 +169,12 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label)
   host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
   limit, ceiling = training.memory_bounds(memory_limit_bytes)
-  max_runs = None if limit is None or not total else _runs_within(
-      _program_bytes(fn, float_type, optimizer, reanchor, host_params, data, keys, padded), padded, limit, ceiling,
-      "the training memory limit" if memory_limit_bytes is not None else "this machine's memory",
-      label or model.config.label())
+  used = None if limit is None or not total else _program_bytes(fn, float_type, optimizer, reanchor, host_params,
+                                                                data, keys, padded)
+  max_runs = None if used is None else run_chunks.runs_per_call(
+      used, padded, limit, ceiling, subject=f"training one run of {label or model.config.label()}",
+      bound="the training memory limit" if memory_limit_bytes is not None else "this machine's memory",
+      allowed="a smaller model, depth or batch, or a larger memory_limit_bytes")
   if max_runs is None or padded <= max_runs:
     return call(host_params, data, peaks, steps, keys, padded, progress=progress)
   groups = np.array_split(np.arange(runs), -(-runs // max_runs))
@@ -192,21 +194,6 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   trained = [out[0] for out in outputs]
   del outputs  # the parts are joined on the device: one more copy of the runs at most, none through the host
   return devices.place_runs(jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts), *trained)), losses
-
-
-def _runs_within(used: int | None, padded: int, limit: int, ceiling: int | None, bound: str, label: str) -> int:
-  """The most runs (>= 1) one call of the compiled loop holds within `limit` bytes, when the program for `padded`
-  runs holds `used` bytes by XLA's accounting (shared parts counted per run, so that the bound errs high); `padded`
-  where the backend reports no memory analysis. A one-line error, naming `bound`, when one run needs more than
-  `ceiling` bytes."""
-  if used is None:
-    return padded
-  per_run = used / padded
-  if ceiling is not None and per_run > ceiling:
-    raise ValueError(f"training one run of {label} needs {metrics.memory_size(per_run)} by XLA's accounting, above "
-                     f"{bound} {metrics.memory_size(ceiling)}; allowed: a smaller model, depth or batch, or a "
-                     "larger memory_limit_bytes")
-  return max(1, int(limit // per_run))
 
 
 def _program_bytes(fn, float_type, optimizer, reanchor, params, data, keys, padded: int) -> int | None:

@@ -28,6 +28,21 @@ def program_bytes(fn: Callable, *args) -> int | None:
   return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
 
 
+def runs_per_call(used: int, runs: int, limit: int, ceiling: int | None, *, subject: str, bound: str,
+                  allowed: str) -> int:
+  """The most runs (>= 1) one call holds within `limit` bytes, when the program compiled for `runs` runs holds
+  `used` bytes by XLA's accounting (parts shared by the runs counted once per run, so that the bound errs high).
+
+  A one-line ValueError "{subject} needs ... by XLA's accounting, above {bound} ...; allowed: {allowed}" when one
+  run needs more than `ceiling` bytes (None: no ceiling).
+  """
+  per_run = used / runs
+  if ceiling is not None and per_run > ceiling:
+    raise ValueError(f"{subject} needs {metrics.memory_size(per_run)} by XLA's accounting, above {bound} "
+                     f"{metrics.memory_size(ceiling)}; allowed: {allowed}")
+  return max(1, int(limit // per_run))
+
+
 def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, ceiling_bytes: int | None = None,
                        label: str = "the program"):
   """fn(*args) for jitted `fn` vmapped over the leading (runs) axis of every argument and output, in calls of at most
@@ -51,13 +66,10 @@ def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, ceil
   used = program_bytes(fn, *args) if memory_limit_bytes is not None and runs else None
   if used is None or used <= memory_limit_bytes:
     return fn(*args)
-  per_run = used / runs
   ceiling = host_memory.memory_ceiling() if ceiling_bytes is None else ceiling_bytes
-  if ceiling is not None and per_run > ceiling:
-    raise ValueError(f"one run of {label} needs {metrics.memory_size(per_run)} by XLA's accounting, above the "
-                     f"memory ceiling {metrics.memory_size(ceiling)}; allowed: a smaller model or depth, or a "
-                     "machine with more memory")
-  calls = -(-runs // max(1, int(memory_limit_bytes // per_run)))
+  calls = -(-runs // runs_per_call(used, runs, memory_limit_bytes, ceiling, subject=f"one run of {label}",
+                                   bound="the memory ceiling",
+                                   allowed="a smaller model or depth, or a machine with more memory"))
   size = -(-runs // calls)
   host = jax.tree_util.tree_map(np.asarray, jax.device_get(args))
   parts = [fn(*jax.tree_util.tree_map(lambda x, s=start: x[np.minimum(np.arange(s, s + size), runs - 1)], host))
