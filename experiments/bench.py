@@ -169,19 +169,28 @@ def sweep(config: BenchConfig, dtype: str, preset: str = "optimized") -> dict:
   """sweep_runs runs of sweep_steps steps of the w16 workload, from scratch, compilation included (seconds), with
   the training loop compiled under `preset` (toy_models.compilation.PRESETS): the fastest of sweep_repeats times
   (its compile figures with it), each after clearing JAX's in-memory caches and with the persistent cache off, so
-  that every one compiles every program; `seconds_each` keeps them all."""
+  that every one compiles every program; `seconds_each` keeps them all, `runs_per_call` the runs of the calls the
+  preset trains the sweep in (training.share_calls; None: one call)."""
   workload = next(w for w in WORKLOADS if w.name == "w16")
   timed = []
   with compilation.using_preset(preset), compilation.without_persistent_cache():
     for _ in range(config.sweep_repeats):
       jax.clear_caches()  # from scratch: nothing an earlier sweep of this process compiled is reused
       timed.append(_train(workload, dtype, config.sweep_runs, config.sweep_steps, config.seed + 1))
+    runs_per_call = training.runs_per_call()
   seconds, losses, stats = min(timed, key=lambda item: item[0])
   return {"dtype": dtype, "preset": preset, "runs": config.sweep_runs, "steps": config.sweep_steps,
+          "runs_per_call": runs_per_call,
           "seconds": _round(seconds), "seconds_each": [_round(item[0]) for item in timed],
           "ms_per_run_step": _round(1000 * seconds / (config.sweep_runs * config.sweep_steps)),
           "programs_compiled": stats.programs, "compile_seconds": _round(stats.compile_seconds),
           "cache_hits": stats.cache_hits, "final_loss_nats_per_token": float(np.mean(losses))}
+
+
+def _calls(sweeps: list[dict], preset: str) -> str:
+  """', in calls of N runs' when the sweeps of `preset` were split into calls (training.share_calls), else ''."""
+  split = {row.get("runs_per_call") for row in sweeps if row.get("preset", "optimized") == preset} - {None}
+  return f", in calls of {min(split)} runs" if split else ""
 
 
 def acceptance(dtype: str) -> dict:
@@ -207,12 +216,15 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
     log: optional callable(line) told about each measurement as it finishes.
 
   Returns:
-    {'device': device_info(), 'sweep': [sweep rows, one per dtype], 'training': [time_training rows],
+    {'device': device_info(), 'runs_per_call': training.runs_per_call() (the runs of the calls the table's
+    batches are split into, training.share_calls; None: one call),
+    'sweep': [sweep rows, one per dtype], 'training': [time_training rows],
     'compilation': totals over the sweeps and training measurements, 'compilation_by_program': the same programs
     grouped by function name (CompileStats.by_program), 'accuracy': [acceptance rows, one per dtype]}.
   """
   say = log or (lambda line: None)
-  result = {"device": device_info(), "sweep": [], "training": [], "accuracy": []}
+  result = {"device": device_info(), "runs_per_call": training.runs_per_call(), "sweep": [], "training": [],
+            "accuracy": []}
   with compilation.count_compilations() as total, compilation.without_persistent_cache():
     for preset in config.sweep_presets if config.sweep_runs else ():
       for dtype in config.dtypes:
@@ -274,7 +286,9 @@ def markdown(saved: dict) -> str:
            f"{device.get('load_average_1min', '?')} at the start), jax {device['jax_version']}; float64 is the default "
            "of every experiment (metrics are always float64). First calls include compiling (or loading from the "
            "persistent cache: "
-           f"{saved['compilation']['cache_hits']} of {saved['compilation']['programs']} programs here)."]
+           f"{saved['compilation']['cache_hits']} of {saved['compilation']['programs']} programs here)"
+           + (f"; the table's batches train in calls of {saved['runs_per_call']} runs (share_calls)."
+              if saved.get("runs_per_call") else ".")]
   sweeps = saved["sweep"]
   if sweeps:
     presets = list(dict.fromkeys(row.get("preset", "optimized") for row in sweeps))
@@ -283,8 +297,8 @@ def markdown(saved: dict) -> str:
     lines.append(f"- Sweep of {sweeps[0]['runs']} runs × {sweeps[0]['steps']} steps from scratch, with compilation"
                  f"{best}: "
                  + "; ".join(", ".join(f"{row['seconds']:g} s in {row['dtype']}" for row in sweeps
-                                       if row.get("preset", "optimized") == preset) + f" ({preset} XLA options)"
-                             for preset in presets)
+                                       if row.get("preset", "optimized") == preset) + f" ({preset} XLA options"
+                             + _calls(sweeps, preset) + ")" for preset in presets)
                  + " (`--compile`: fast-compile compiles faster and trains slower, the quick scale's choice).")
   accuracy = saved.get("accuracy", [])
   if accuracy:

@@ -126,7 +126,9 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
       and temporaries, jax.stages.Compiled.memory_analysis); a batch above it is trained in several calls of one
       program, each run's result unchanged up to rounding. A bound given here is hard (a run that alone exceeds it
       is a one-line ValueError); None: the soft default of training.memory_bounds (1 GiB per call on a CPU, a run
-      refused only above the machine's memory).
+      refused only above the machine's memory). On a CPU under a compile-dominated preset a batch of more than
+      training.runs_per_call() runs trains in calls of that many (training.share_calls; `padded_runs` then unused),
+      so that batches of any size share one program.
 
   Returns:
     (params, losses): trained parameters (leading run axis) and each run's loss at its last step as float64 numpy
@@ -168,17 +170,21 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   fn = _compiled(loss_fn, optimizer, schedule, float(warmup_fraction), reanchor, compilation.training_options())
   call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label)
   host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
+  cap = training.runs_per_call()
+  groups = training.share_calls(np.arange(runs), total, cap)
+  size = padded if len(groups) == 1 else cap  # the run count each call's program is compiled for
   limit, ceiling = training.memory_bounds(memory_limit_bytes)
   used = None if limit is None or not total else _program_bytes(fn, float_type, optimizer, reanchor, host_params,
-                                                                data, keys, padded)
-  max_runs = None if used is None else run_chunks.runs_per_call(
-      used, padded, limit, ceiling, subject=f"training one run of {label or model.config.label()}",
+                                                                data, keys, size)
+  max_runs = None if used is None else run_chunks.runs_within_bound(
+      used, size, limit, ceiling, subject=f"training one run of {label or model.config.label()}",
       bound="the training memory limit" if memory_limit_bytes is not None else "this machine's memory",
       allowed="a smaller model, depth or batch, or a larger memory_limit_bytes")
-  if max_runs is None or padded <= max_runs:
+  if (max_runs is None or size <= max_runs) and len(groups) == 1:
     return call(host_params, data, peaks, steps, keys, padded, progress=progress)
-  groups = np.array_split(np.arange(runs), -(-runs // max_runs))
-  size = max(group.size for group in groups)  # every call padded to the largest group: one program
+  if max_runs is not None and size > max_runs:
+    groups = np.array_split(np.arange(runs), -(-runs // max_runs))
+    size = max(group.size for group in groups)  # every call padded to the largest group: one program
 
   def rows(tree, group):
     return jax.tree_util.tree_map(lambda x: np.asarray(x)[group], tree)

@@ -28,7 +28,7 @@ def program_bytes(fn: Callable, *args) -> int | None:
   return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
 
 
-def runs_per_call(used: int, runs: int, limit: int, ceiling: int | None, *, subject: str, bound: str,
+def runs_within_bound(used: int, runs: int, limit: int, ceiling: int | None, *, subject: str, bound: str,
                   allowed: str) -> int:
   """The most runs (>= 1) one call holds within `limit` bytes, when the program compiled for `runs` runs holds
   `used` bytes by XLA's accounting (parts shared by the runs counted once per run, so that the bound errs high).
@@ -67,7 +67,7 @@ def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, ceil
   if used is None or used <= memory_limit_bytes:
     return fn(*args)
   ceiling = host_memory.memory_ceiling() if ceiling_bytes is None else ceiling_bytes
-  calls = -(-runs // runs_per_call(used, runs, memory_limit_bytes, ceiling, subject=f"one run of {label}",
+  calls = -(-runs // runs_within_bound(used, runs, memory_limit_bytes, ceiling, subject=f"one run of {label}",
                                    bound="the memory ceiling",
                                    allowed="a smaller model or depth, or a machine with more memory"))
   size = -(-runs // calls)

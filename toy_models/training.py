@@ -10,7 +10,8 @@ device layout). The runs axis is padded to run_bucket(...) with copies of the fi
 dropped, so that calls with nearby run counts share their programs; host arrays reach the devices through
 device_put (no XLA program) and the optimiser's zero state is built on the host. On a CPU, where a run that has
 finished its budget still costs a full step, runs of very different budgets are trained in separate calls
-(budget_groups).
+(budget_groups), and under the compile-dominated presets a batch trains in calls of runs_per_call() runs
+(share_calls), so that batches of any size share one program.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ instead of 54 s with a warm cache, 92 s instead of 85 s with an empty one; `simu
 the default scale (empty cache) 93 s and 34 s instead of 96 s and 39 s. Accelerators run the padded runs in
 otherwise idle lanes (on an H200, 200 steps of 1, 8 or 32 runs of the default transformer took 0.09-0.13 s alike,
 while each program took 5-27 s to compile): there the bucket is the coarsest."""
+
+CPU_RUNS_PER_CALL: int | None = 4
+"""On a CPU under a compile-dominated preset (SHARED_CALL_PRESETS), the runs (per local device) of the calls a larger
+batch is split into, so that batches of any size share one training loop (share_calls): each distinct run count is
+one more loop to compile (~1-3 s for the transformers, most of a quick run's compile time). None: never split."""
+SHARED_CALL_PRESETS = ("fast-compile", "unoptimized")
+"""The compile presets (compilation.PRESETS) under which batches train in calls of CPU_RUNS_PER_CALL runs: those
+chosen where compiling dominates (the tiny and quick scales, the tests). Under 'optimized' (the default and paper
+scales) a batch trains in one call, since steps dominate there: per run-step, calls of 4 runs instead of one call
+of 10 cost 40% more for the tabular model (17% with the expected gradient), 33% for the n-gram model and 5-7% for
+the width-8 transformer (depth 6, 1,000 steps, warm; 2-core CPU, 2026-11-28); 10 runs padded to 12 cost a fifth
+more. Measured side by side on that CPU with empty caches (2026-11-28): `elasticity reproduce --quick` 94 s -> 75 s
+(training loops compiled 59 -> 32; calls of 8 runs: 86 s, of 2: 80 s); split at the default scale as well, a
+recompute took 753 s and moved 12 of the 49 published verdict lines in their last digits, no status."""
 
 
 EXACT_GRADIENT_CHUNK = 256
@@ -129,6 +144,40 @@ def default_padding_run_steps() -> int | None:
   """The default budget of padded run-steps of run_bucket and budget_groups: CPU_PADDING_RUN_STEPS on a CPU, where a
   padded or idle run costs a full step; None (no limit) on accelerators, where it rides in an otherwise idle lane."""
   return CPU_PADDING_RUN_STEPS if jax.default_backend() == "cpu" else None
+
+
+def runs_per_call() -> int | None:
+  """The run count of the calls share_calls splits a batch into: CPU_RUNS_PER_CALL per local device on a CPU under a
+  preset of SHARED_CALL_PRESETS; None (one call) under 'optimized', on accelerators (where a call of many runs costs
+  about what a call of one does) or where CPU_RUNS_PER_CALL is None."""
+  if (jax.default_backend() != "cpu" or CPU_RUNS_PER_CALL is None
+      or compilation.preset() not in SHARED_CALL_PRESETS):
+    return None
+  return CPU_RUNS_PER_CALL * len(jax.local_devices())
+
+
+def capped_runs(max_runs: int | None, cap: int | None) -> int | None:
+  """The smaller of two bounds on a call's run count, either of which may be None (no bound)."""
+  return cap if max_runs is None else max_runs if cap is None else min(max_runs, cap)
+
+
+def share_calls(group: np.ndarray, budget: int, cap: int | None) -> list[np.ndarray]:
+  """The runs of one call split into ceil(runs / cap) nearly equal calls in order, each to be padded to `cap` runs
+  (so that calls of any run count share the program for `cap`); [group] when it has at most `cap` runs, no steps
+  to train, or `cap` is None.
+
+  Args:
+    group: indices of the call's runs.
+    budget: their largest step budget.
+    cap: the runs of a shared call (runs_per_call()), None: no splitting.
+
+  Returns:
+    Index arrays in order, together `group`.
+  """
+  runs = int(group.size)
+  if cap is None or runs <= cap or budget <= 0:
+    return [group]
+  return np.array_split(group, -(-runs // cap))
 
 
 def run_bucket(runs: int, steps: int, *, padding_run_steps: int | None = None) -> int:
@@ -471,7 +520,9 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
     memory_limit_bytes: the estimated working set (training_bytes) one call may hold; more runs than fit are
       trained in several calls of one program, each run's result unchanged up to rounding. A bound given here is
       hard (a run that alone exceeds it is a one-line ValueError); None: the soft default of memory_bounds (1 GiB
-      per call on a CPU, a run refused only above the machine's memory).
+      per call on a CPU, a run refused only above the machine's memory). On a CPU under a compile-dominated preset
+      a batch is also trained in calls of runs_per_call() runs (share_calls), so that batches of any size share
+      their programs.
 
   Returns:
     (params, losses): trained parameters (leading run axis, in the training type) and each run's final training
@@ -513,21 +564,29 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
   max_runs = training_run_chunk(model, stage, float_type, memory_limit_bytes)
   call = functools.partial(_train_call, model, stage, float_type=float_type, padding_run_steps=padding_run_steps,
                            return_state=return_state, max_runs=max_runs)
-  groups = memory_groups(budget_groups(steps, padding_run_steps=padding_run_steps), max_runs)
+  cap = capped_runs(max_runs, runs_per_call())
+  groups, pads = [], []
+  for group in memory_groups(budget_groups(steps, padding_run_steps=padding_run_steps), max_runs):
+    budget = int(steps[group].max()) if group.size else 0
+    parts = share_calls(group, budget, cap)
+    groups += parts
+    pads += [None] * len(parts) if len(parts) == 1 else [cap] * len(parts)
   if len(groups) == 1:
     return call(params, data, peaks, steps, host_keys(keys), opt_state, progress, label)
-  return _train_in_groups(call, groups, params, data, peaks, steps, host_keys(keys), opt_state, progress, label)
+  return _train_in_groups(call, groups, pads, params, data, peaks, steps, host_keys(keys), opt_state, progress,
+                          label)
 
 
-def _train_in_groups(call, groups, params, data, peaks, steps, keys, opt_state, progress, label):
-  """train_batch's result for every run, trained in one call per group of budget_groups (results put back in order)."""
+def _train_in_groups(call, groups, pads, params, data, peaks, steps, keys, opt_state, progress, label):
+  """train_batch's result for every run, trained in one call per group (of budget_groups, memory_groups and
+  share_calls), each padded to its entry of `pads` (None: _train_call's choice); results put back in order."""
   runs = steps.shape[0]
   host_params = _host_tree(params)
   host_state = None if opt_state is None else _host_tree(opt_state)
   budgets = [int(steps[group].max()) for group in groups]  # each call's own largest budget: what progress counts
   grand_total, done = sum(budgets), 0
   outputs = []
-  for group, budget in zip(groups, budgets, strict=True):
+  for group, budget, pad in zip(groups, budgets, pads, strict=True):
     def shown(step, total, text, offset=done):
       progress(offset + step, grand_total, text)
 
@@ -535,7 +594,8 @@ def _train_in_groups(call, groups, params, data, peaks, steps, keys, opt_state, 
       return jax.tree_util.tree_map(lambda x: np.asarray(x)[group], tree)
 
     outputs.append(call(rows(host_params), rows(data), peaks[group], steps[group], keys[group],
-                        None if host_state is None else rows(host_state), None if progress is None else shown, label))
+                        None if host_state is None else rows(host_state), None if progress is None else shown, label,
+                        pad_to=pad))
     host_memory.release_freed_memory()  # the call's freed working set, before the next call's
     done += budget
 
@@ -555,14 +615,17 @@ def _train_in_groups(call, groups, params, data, peaks, steps, keys, opt_state, 
 
 
 def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progress, label, *, float_type,
-                padding_run_steps, return_state, max_runs=None):
-  """train_batch's work for one call of checked inputs (host data, peaks, steps and keys with one row per run);
-  padding never takes the call above `max_runs` runs (training_run_chunk)."""
+                padding_run_steps, return_state, max_runs=None, pad_to=None):
+  """train_batch's work for one call of checked inputs (host data, peaks, steps and keys with one row per run),
+  padded to `pad_to` runs if given (share_calls), else to run_bucket's choice but never above `max_runs` runs
+  (training_run_chunk)."""
   runs = steps.shape[0]
   total = int(steps.max()) if runs else 0
   padded = run_bucket(runs, total, padding_run_steps=padding_run_steps)
   if max_runs is not None:
     padded = max(runs, min(padded, max_runs))
+  if pad_to is not None:
+    padded = pad_to
   params = _cast_params(params, float_type, runs, padded)
   pad = functools.partial(_pad_rows, size=padded)
   start_state = (optimizer_state(stage.optimizer, params) if opt_state is None

@@ -9,7 +9,7 @@ import pytest
 
 from elasticity_cli import main
 from experiments import bench
-from toy_models import compilation
+from toy_models import compilation, training
 
 SMALL = dict(workloads=("w16",), dtypes=("float32",), runs=(1, 3), steps_scale=0.02, warmup_steps=1,
              sweep_runs=2, sweep_steps=3, accuracy=False)
@@ -34,6 +34,9 @@ def test_run_benchmark_times_every_workload_dtype_and_run_count():
   assert len({s["programs_compiled"] for s in result["sweep"]}) == 1  # each sweep from scratch: the same programs
   assert result["compilation"]["programs"] >= sum(r["programs_compiled"] for r in rows)
   assert result["device"]["device_count"] >= 1 and len(lines) == len(rows) + len(result["sweep"])
+  assert result["runs_per_call"] == training.runs_per_call()  # the table's: the preset of this process
+  cap = training.CPU_RUNS_PER_CALL * len(jax.local_devices())
+  assert [s["runs_per_call"] for s in result["sweep"]] == [None, cap]  # optimized: one call; fast-compile: shared
 
 
 def test_the_sweep_keeps_the_fastest_of_its_repeats_each_compiled_without_the_persistent_cache(monkeypatch):
@@ -160,6 +163,11 @@ def test_the_speed_block_names_the_processor_on_a_cpu_and_the_accelerator_elsewh
   assert "Measured on cpu (cpu, 2 CPUs" in bench.markdown(older)
   gpu = {**saved, "device": {**device, "platform": "gpu", "device_kind": "NVIDIA H200"}}
   assert "Measured on NVIDIA H200 (gpu" in bench.markdown(gpu)
+  assert "the table's batches train in calls of 4 runs" in bench.markdown({**saved, "runs_per_call": 4})
+  assert "calls of" not in bench.markdown(gpu) + bench.markdown({**gpu, "runs_per_call": None})
+  split = [{**sweep, "preset": "optimized", "runs_per_call": None}, {**sweep, "runs_per_call": 4}]
+  text = bench.markdown({**saved, "sweep": split})
+  assert "(fast-compile XLA options, in calls of 4 runs)" in text and "(optimized XLA options)" in text
   assert bench.cpu_model() and bench.device_info()["cpu_model"] == bench.cpu_model()
 
 

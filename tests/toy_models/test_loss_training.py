@@ -169,9 +169,11 @@ def test_bad_inputs_give_one_line_errors(changes, message):
 
 
 @pytest.mark.parametrize("reanchor", [None, every_third])
-def test_runs_beyond_the_memory_bound_train_in_calls_of_one_program_and_equal_one_call(reanchor):
+def test_runs_beyond_the_memory_bound_train_in_calls_of_one_program_and_equal_one_call(reanchor, monkeypatch):
   """11 runs whose loop (padded to 16) XLA accounts at 16 x b bytes, under a bound of 4 b: calls of 4, 4 and 3 runs,
-  all padded to 4, each run as in one call; a bound below one run is a one-line error."""
+  all padded to 4, each run as in one call (no cap on the runs per call); a bound below one run is a one-line
+  error."""
+  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
   loss = proximal_loss if reanchor is not None else keyed_loss
   runs = 11
   params = {"w": np.random.default_rng(1).normal(size=(runs, 5))}
@@ -196,3 +198,42 @@ def test_runs_beyond_the_memory_bound_train_in_calls_of_one_program_and_equal_on
   assert stats.names.count("jit(_segment)") == 1  # the calls of 4, 4 and 3 runs share the program for 4
   with pytest.raises(ValueError, match=r"^training one run of .* above the training memory limit [^\n]*$"):
     loss_training.train_with_loss(TABULAR, loss, params, data, steps, memory_limit_bytes=int(per_run / 2), **common)
+
+
+def test_the_cpu_cap_trains_in_calls_of_the_cap_sharing_one_program_with_the_callers_padding(monkeypatch):
+  """CPU_RUNS_PER_CALL = 4 (the tests' preset is a compile-dominated one): 11 runs padded_runs=16 train in calls of 4,
+  4 and 3 runs, all padded to 4, each run as in one unsplit call; 6 runs with padded_runs=16 then reuse that program
+  (calls of 3 and 3, padded to 4). Under the 'optimized' preset 5 runs train in one call padded to padded_runs."""
+  runs = 11
+  params = {"w": np.random.default_rng(1).normal(size=(runs, 5))}
+  data = np.random.default_rng(2).normal(size=(runs, 5))
+  keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(runs)])
+  steps, rates = np.array([7] * 10 + [3]), np.full(runs, 0.1)
+  common = dict(optimizer="adam", padded_runs=16)
+  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
+  whole, whole_losses = loss_training.train_with_loss(TABULAR, keyed_loss, params, data, steps, keys=keys,
+                                                      learning_rates=rates, **common)
+  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
+  padded_calls = []
+  call = loss_training._train_call
+
+  def recording(*args, **kwargs):
+    padded_calls.append((args[-1] if len(args) > 10 else kwargs["padded"], len(args[9])))
+    return call(*args, **kwargs)
+
+  monkeypatch.setattr(loss_training, "_train_call", recording)
+  parts, part_losses = loss_training.train_with_loss(TABULAR, keyed_loss, params, data, steps, keys=keys,
+                                                     learning_rates=rates, **common)
+  np.testing.assert_allclose(np.asarray(parts["w"]), np.asarray(whole["w"]), rtol=1e-12, atol=1e-14)
+  np.testing.assert_allclose(part_losses, whole_losses, rtol=1e-12)
+  assert padded_calls == [(4, 4), (4, 4), (4, 3)]
+  padded_calls.clear()
+  with loss_training.compilation.count_compilations() as stats:
+    loss_training.train_with_loss(TABULAR, keyed_loss, {"w": params["w"][:6]}, data[:6], steps[:6], keys=keys[:6],
+                                  learning_rates=rates[:6], **common)
+  assert padded_calls == [(4, 3), (4, 3)] and "jit(_segment)" not in stats.names
+  padded_calls.clear()
+  with loss_training.compilation.using_preset("optimized"):
+    loss_training.train_with_loss(TABULAR, keyed_loss, {"w": params["w"][:5]}, data[:5], steps[:5], keys=keys[:5],
+                                  learning_rates=rates[:5], optimizer="adam", padded_runs=5)
+  assert padded_calls == [(5, 5)]

@@ -101,10 +101,45 @@ def test_memory_groups_split_each_group_into_near_equal_calls_in_order():
   assert [part.tolist() for part in training.memory_groups([np.arange(0)], 4)] == [[]]  # no runs: one empty call
 
 
+def test_runs_per_call_is_the_cpu_cap_per_device_under_the_compile_dominated_presets_only(monkeypatch):
+  assert jax.default_backend() == "cpu"
+  shared = {}
+  for name in compilation.PRESETS:
+    with compilation.using_preset(name):
+      shared[name] = training.runs_per_call()
+  cap = training.CPU_RUNS_PER_CALL * len(jax.local_devices())
+  assert shared == {"optimized": None, "fast-compile": cap, "unoptimized": cap}  # the default scale trains whole
+  assert set(training.SHARED_CALL_PRESETS) < set(compilation.PRESETS)
+  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
+  with compilation.using_preset("unoptimized"):
+    assert training.runs_per_call() is None
+  monkeypatch.setattr(training.jax, "default_backend", lambda: "gpu")
+  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
+  with compilation.using_preset("unoptimized"):
+    assert training.runs_per_call() is None  # accelerators: one call (idle lanes are free)
+  assert [training.capped_runs(a, b) for a, b in [(None, None), (5, None), (None, 3), (5, 3), (2, 3)]] == [
+      None, 5, 3, 3, 2]
+
+
+def test_share_calls_splits_a_batch_into_nearly_equal_calls_of_at_most_the_cap_in_order():
+  group = np.arange(3, 13)  # 10 runs
+
+  def sizes(budget, cap):
+    parts = training.share_calls(group, budget, cap)
+    assert np.array_equal(np.concatenate(parts), group)  # every run once, in order
+    return [part.size for part in parts]
+
+  assert sizes(100, 4) == [4, 3, 3] and sizes(1, 3) == [3, 3, 2, 2] and sizes(7, 9) == [5, 5]
+  assert sizes(100, None) == sizes(100, 10) == sizes(100, 11) == sizes(0, 4) == [10]  # no cap, within it, no steps
+
+
+@pytest.mark.parametrize("bound", ["memory", "runs per call"])
 @pytest.mark.parametrize("objective", ["dpo"])  # DPO's data is a tuple of arrays: the harder split (SFT: 2.3 s more)
-def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective):
-  """11 runs under a bound that holds 4: three calls of 4, 4 and 3 runs (one program: the last call is padded to 4,
-  not to run_bucket's 8), each run as in one call of all 11 (padded to 16)."""
+def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective, bound, monkeypatch):
+  """11 runs under a bound that holds 4 (a memory limit, or the CPU's runs per call): three calls of 4, 4 and 3 runs
+  (one program: the last call is padded to 4, not to run_bucket's 8), each run as in one call of all 11 (padded to
+  16, with no cap on the runs per call)."""
+  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
   model = build_model(ModelConfig(kind="transformer", width=8, layers=1, heads=2), 5)
   stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.01, objective=objective)
   runs, n = 11, token_tree.n_leaves(5)
@@ -119,9 +154,12 @@ def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective):
   whole, whole_losses = training.train_batch(model, stage, params, weights, steps, keys=keys,
                                              memory_limit_bytes=10**12, **extra)
   seen = []
+  if bound == "runs per call":
+    monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
+  jax.clear_caches()  # the other bound's case may have built the program for 4 runs in this process
   with compilation.count_compilations() as stats:
     parts, part_losses = training.train_batch(model, stage, params, weights, steps, keys=keys,
-                                              memory_limit_bytes=limit,
+                                              memory_limit_bytes=limit if bound == "memory" else 10**12,
                                               progress=lambda done, total, label: seen.append(total), **extra)
   for ours, reference in zip(jax.tree_util.tree_leaves(parts), jax.tree_util.tree_leaves(whole), strict=True):
     assert ours.shape == reference.shape  # equal up to the rounding of kernels chosen for another run count:
