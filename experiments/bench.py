@@ -299,7 +299,7 @@ def markdown(saved: dict) -> str:
                  + "; ".join(", ".join(f"{row['seconds']:g} s in {row['dtype']}" for row in sweeps
                                        if row.get("preset", "optimized") == preset) + f" ({preset} XLA options"
                              + _calls(sweeps, preset) + ")" for preset in presets)
-                 + " (`--compile`: fast-compile compiles faster and trains slower, the quick scale's choice).")
+                 + " (`--compile`; fast-compile is the quick scale's).")
   accuracy = saved.get("accuracy", [])
   if accuracy:
     lines.append("- Hooke acceptance (tabular, joint, default grid), largest rate gap to the exact mixture in bits "
