@@ -172,6 +172,8 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
   cap = training.runs_per_call()
   groups = training.share_calls(np.arange(runs), total, cap)
+  if cap is not None and len(groups) == 1:  # a batch within the cap is padded to the cap at most: it shares the
+    padded = max(runs, min(padded, cap))  # loop of the split calls
   size = padded if len(groups) == 1 else cap  # the run count each call's program is compiled for
   limit, ceiling = training.memory_bounds(memory_limit_bytes)
   used = None if limit is None or not total else _program_bytes(fn, float_type, optimizer, reanchor, host_params,
@@ -199,7 +201,8 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   losses = np.concatenate([out[1] for out in outputs])
   trained = [out[0] for out in outputs]
   del outputs  # the parts are joined on the device: one more copy of the runs at most, none through the host
-  return devices.place_runs(jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts), *trained)), losses
+  joined = jax.tree_util.tree_map(lambda *parts: np.concatenate([np.asarray(part) for part in parts]), *trained)
+  return devices.place_runs(joined), losses  # joined on the host: no program per output shape
 
 
 def _program_bytes(fn, float_type, optimizer, reanchor, params, data, keys, padded: int) -> int | None:

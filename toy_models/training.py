@@ -562,9 +562,9 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
   float_type = models.float_dtype(jax.tree_util.tree_leaves(params)[0].dtype if dtype is None else dtype,
                                   f"train_batch({label or model.config.label()})")
   max_runs = training_run_chunk(model, stage, float_type, memory_limit_bytes)
-  call = functools.partial(_train_call, model, stage, float_type=float_type, padding_run_steps=padding_run_steps,
-                           return_state=return_state, max_runs=max_runs)
-  cap = capped_runs(max_runs, runs_per_call())
+  cap = capped_runs(max_runs, runs_per_call())  # a call's most runs: a smaller batch is padded to cap at most, so
+  call = functools.partial(_train_call, model, stage, float_type=float_type,  # that it shares the split calls' loop
+                           padding_run_steps=padding_run_steps, return_state=return_state, max_runs=cap)
   groups, pads = [], []
   for group in memory_groups(budget_groups(steps, padding_run_steps=padding_run_steps), max_runs):
     budget = int(steps[group].max()) if group.size else 0
@@ -618,7 +618,7 @@ def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progr
                 padding_run_steps, return_state, max_runs=None, pad_to=None):
   """train_batch's work for one call of checked inputs (host data, peaks, steps and keys with one row per run),
   padded to `pad_to` runs if given (share_calls), else to run_bucket's choice but never above `max_runs` runs
-  (training_run_chunk)."""
+  (training_run_chunk, capped by runs_per_call)."""
   runs = steps.shape[0]
   total = int(steps.max()) if runs else 0
   padded = run_bucket(runs, total, padding_run_steps=padding_run_steps)

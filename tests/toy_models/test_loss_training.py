@@ -203,7 +203,8 @@ def test_runs_beyond_the_memory_bound_train_in_calls_of_one_program_and_equal_on
 def test_the_cpu_cap_trains_in_calls_of_the_cap_sharing_one_program_with_the_callers_padding(monkeypatch):
   """CPU_RUNS_PER_CALL = 4 (the tests' preset is a compile-dominated one): 11 runs padded_runs=16 train in calls of 4,
   4 and 3 runs, all padded to 4, each run as in one unsplit call; 6 runs with padded_runs=16 then reuse that program
-  (calls of 3 and 3, padded to 4). Under the 'optimized' preset 5 runs train in one call padded to padded_runs."""
+  (calls of 3 and 3, padded to 4), and so do 2 runs (padded to the cap, not to padded_runs). Under the 'optimized'
+  preset 5 runs train in one call padded to padded_runs."""
   runs = 11
   params = {"w": np.random.default_rng(1).normal(size=(runs, 5))}
   data = np.random.default_rng(2).normal(size=(runs, 5))
@@ -232,6 +233,11 @@ def test_the_cpu_cap_trains_in_calls_of_the_cap_sharing_one_program_with_the_cal
     loss_training.train_with_loss(TABULAR, keyed_loss, {"w": params["w"][:6]}, data[:6], steps[:6], keys=keys[:6],
                                   learning_rates=rates[:6], **common)
   assert padded_calls == [(4, 3), (4, 3)] and "jit(_segment)" not in stats.names
+  padded_calls.clear()
+  with loss_training.compilation.count_compilations() as stats:  # within the cap: padded to it, not to 16
+    loss_training.train_with_loss(TABULAR, keyed_loss, {"w": params["w"][:2]}, data[:2], steps[:2], keys=keys[:2],
+                                  learning_rates=rates[:2], **common)
+  assert padded_calls == [(4, 2)] and "jit(_segment)" not in stats.names
   padded_calls.clear()
   with loss_training.compilation.using_preset("optimized"):
     loss_training.train_with_loss(TABULAR, keyed_loss, {"w": params["w"][:5]}, data[:5], steps[:5], keys=keys[:5],

@@ -133,6 +133,32 @@ def test_share_calls_splits_a_batch_into_nearly_equal_calls_of_at_most_the_cap_i
   assert sizes(100, None) == sizes(100, 10) == sizes(100, 11) == sizes(0, 4) == [10]  # no cap, within it, no steps
 
 
+def test_a_batch_within_the_cap_is_padded_to_the_cap_and_shares_the_loop_of_the_split_calls(monkeypatch):
+  """Calls of 4 runs (the tests' preset splits): 6 runs train as 3 + 3 padded to 4; then 2 runs of few steps, which
+  run_bucket alone would pad to 8, are padded to 4 and reuse that loop; under 'optimized' they are padded to 8."""
+  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
+  model = build_model(ModelConfig(kind="transformer", width=4, layers=1, heads=1), 3)
+  stage = StageConfig(steps=1, gradient="minibatch", batch_size=2, learning_rate=0.01)
+  keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(6)])
+  weights = np.random.default_rng(0).uniform(0.1, 1.0, (6, token_tree.n_leaves(3)))
+  params = training.init_params(model, keys)
+  padded = []
+  pad_rows = training._pad_rows
+  monkeypatch.setattr(training, "_pad_rows", lambda x, size: padded.append(size) or pad_rows(x, size=size))
+  assert training.run_bucket(2, 3) == 8 and training.runs_per_call() == 4 * len(jax.local_devices())
+  with compilation.count_compilations() as split:
+    training.train_batch(model, stage, params, weights, np.full(6, 3), keys=keys)
+  two = jax.tree_util.tree_map(lambda x: x[:2], params)
+  with compilation.count_compilations() as within:
+    training.train_batch(model, stage, two, weights[:2], np.full(2, 3), keys=keys[:2])
+  assert split.names.count("jit(_segment)") == 1 and "jit(_segment)" not in within.names
+  assert set(padded) == {4 * len(jax.local_devices())}
+  padded.clear()
+  with compilation.using_preset("optimized"):
+    training.train_batch(model, stage, two, weights[:2], np.full(2, 3), keys=keys[:2])
+  assert set(padded) == {8}
+
+
 @pytest.mark.parametrize("bound", ["memory", "runs per call"])
 @pytest.mark.parametrize("objective", ["dpo"])  # DPO's data is a tuple of arrays: the harder split (SFT: 2.3 s more)
 def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective, bound, monkeypatch):
