@@ -51,9 +51,11 @@ chosen where compiling dominates (the tiny and quick scales, the tests). Under '
 scales) a batch trains in one call, since steps dominate there: per run-step, calls of 4 runs instead of one call
 of 10 cost 40% more for the tabular model (17% with the expected gradient), 33% for the n-gram model and 5-7% for
 the width-8 transformer (depth 6, 1,000 steps, warm; 2-core CPU, 2026-11-28); 10 runs padded to 12 cost a fifth
-more. Measured side by side on that CPU with empty caches (2026-11-28): `elasticity reproduce --quick` 94 s -> 75 s
-(training loops compiled 59 -> 32; calls of 8 runs: 86 s, of 2: 80 s); split at the default scale as well, a
-recompute took 753 s and moved 12 of the 49 published verdict lines in their last digits, no status."""
+more. Measured side by side on that CPU (2026-11-28, alternating arms, smaller batches padded to the cap as
+train_batch does): `elasticity reproduce --quick` 81.0 and 81.6 s against 106.7 and 96.1 s with an empty cache
+(training loops compiled 31 against 59), 46.0 and 49.2 s against 54.7 and 56.6 s with a warm one; earlier that day,
+splitting every batch at the default scale as well, a recompute took 753 s and moved 12 of the 49 published verdict
+lines in their last digits, no status."""
 
 
 EXACT_GRADIENT_CHUNK = 256
