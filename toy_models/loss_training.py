@@ -127,8 +127,8 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
       program, each run's result unchanged up to rounding. A bound given here is hard (a run that alone exceeds it
       is a one-line ValueError); None: the soft default of training.memory_bounds (1 GiB per call on a CPU, a run
       refused only above the machine's memory). On a CPU under a compile-dominated preset a batch of more than
-      training.runs_per_call() runs trains in calls of that many (training.share_calls; `padded_runs` then unused),
-      so that batches of any size share one program.
+      training.runs_per_call() runs trains in calls of that many (training.share_calls; `padded_runs` then unused)
+      and a smaller batch is padded to that many at most, so that batches of any size share one program.
 
   Returns:
     (params, losses): trained parameters (leading run axis) and each run's loss at its last step as float64 numpy
@@ -200,9 +200,9 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
     host_memory.release_freed_memory()  # the call's freed working set, before the next call's
   losses = np.concatenate([out[1] for out in outputs])
   trained = [out[0] for out in outputs]
-  del outputs  # the parts are joined on the device: one more copy of the runs at most, none through the host
+  del outputs
   joined = jax.tree_util.tree_map(lambda *parts: np.concatenate([np.asarray(part) for part in parts]), *trained)
-  return devices.place_runs(joined), losses  # joined on the host: no program per output shape
+  return devices.place_runs(joined), losses  # joined on the host, as train_batch joins: no program per shape
 
 
 def _program_bytes(fn, float_type, optimizer, reanchor, params, data, keys, padded: int) -> int | None:

@@ -29,7 +29,7 @@ def program_bytes(fn: Callable, *args) -> int | None:
 
 
 def runs_within_bound(used: int, runs: int, limit: int, ceiling: int | None, *, subject: str, bound: str,
-                  allowed: str) -> int:
+                      allowed: str) -> int:
   """The most runs (>= 1) one call holds within `limit` bytes, when the program compiled for `runs` runs holds
   `used` bytes by XLA's accounting (parts shared by the runs counted once per run, so that the bound errs high).
 
@@ -68,8 +68,8 @@ def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, ceil
     return fn(*args)
   ceiling = host_memory.memory_ceiling() if ceiling_bytes is None else ceiling_bytes
   calls = -(-runs // runs_within_bound(used, runs, memory_limit_bytes, ceiling, subject=f"one run of {label}",
-                                   bound="the memory ceiling",
-                                   allowed="a smaller model or depth, or a machine with more memory"))
+                                       bound="the memory ceiling",
+                                       allowed="a smaller model or depth, or a machine with more memory"))
   size = -(-runs // calls)
   host = jax.tree_util.tree_map(np.asarray, jax.device_get(args))
   parts = [fn(*jax.tree_util.tree_map(lambda x, s=start: x[np.minimum(np.arange(s, s + size), runs - 1)], host))
