@@ -172,8 +172,7 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
   cap = training.runs_per_call()
   groups = training.share_calls(np.arange(runs), total, cap)
-  if cap is not None and len(groups) == 1:  # a batch within the cap is padded to the cap at most: it shares the
-    padded = max(runs, min(padded, cap))  # loop of the split calls
+  padded = max(runs, training.capped_runs(padded, cap))  # within the cap: padded to it at most (the split calls' loop)
   size = padded if len(groups) == 1 else cap  # the run count each call's program is compiled for
   limit, ceiling = training.memory_bounds(memory_limit_bytes)
   used = None if limit is None or not total else _program_bytes(fn, float_type, optimizer, reanchor, host_params,

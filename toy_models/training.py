@@ -564,15 +564,16 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
   float_type = models.float_dtype(jax.tree_util.tree_leaves(params)[0].dtype if dtype is None else dtype,
                                   f"train_batch({label or model.config.label()})")
   max_runs = training_run_chunk(model, stage, float_type, memory_limit_bytes)
-  cap = capped_runs(max_runs, runs_per_call())  # a call's most runs: a smaller batch is padded to cap at most, so
-  call = functools.partial(_train_call, model, stage, float_type=float_type,  # that it shares the split calls' loop
-                           padding_run_steps=padding_run_steps, return_state=return_state, max_runs=cap)
+  # A call's most runs; a batch within it is padded to it at most, so that it shares the loop of the split calls.
+  cap = capped_runs(max_runs, runs_per_call())
+  call = functools.partial(_train_call, model, stage, float_type=float_type, padding_run_steps=padding_run_steps,
+                           return_state=return_state, max_runs=cap)
   groups, pads = [], []
   for group in memory_groups(budget_groups(steps, padding_run_steps=padding_run_steps), max_runs):
     budget = int(steps[group].max()) if group.size else 0
     parts = share_calls(group, budget, cap)
     groups += parts
-    pads += [None] * len(parts) if len(parts) == 1 else [cap] * len(parts)
+    pads += [None] if len(parts) == 1 else [cap] * len(parts)
   if len(groups) == 1:
     return call(params, data, peaks, steps, host_keys(keys), opt_state, progress, label)
   return _train_in_groups(call, groups, pads, params, data, peaks, steps, host_keys(keys), opt_state, progress,
@@ -623,9 +624,7 @@ def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progr
   (training_run_chunk, capped by runs_per_call)."""
   runs = steps.shape[0]
   total = int(steps.max()) if runs else 0
-  padded = run_bucket(runs, total, padding_run_steps=padding_run_steps)
-  if max_runs is not None:
-    padded = max(runs, min(padded, max_runs))
+  padded = max(runs, capped_runs(run_bucket(runs, total, padding_run_steps=padding_run_steps), max_runs))
   if pad_to is not None:
     padded = pad_to
   params = _cast_params(params, float_type, runs, padded)
