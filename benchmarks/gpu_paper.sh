@@ -10,8 +10,9 @@
 # ($ELASTICITY_EXACT_GRADIENT_CHUNK; unset: the default, toy_models.training.EXACT_GRADIENT_CHUNK).
 # Writes to $OUT: gpu.txt, gpu_samples.csv, paper_cut.json, paper_full.json and paper_runs.tar.gz: each run's log and
 # folder without its checkpoints, with its units only where a full-budgets run stopped early (none where that is over
-# 60 MB), in 15 MB parts where larger. A later call resumes those runs: unpack the full/ folder into a git-ignored
-# folder of the checkout, name it in the device tool's `carry`, and set WORK to the folder above full/.
+# 60 MB), in 15 MB parts where larger. A later call resumes those runs: unpack the full/ folder into
+# figures/data/gpu_paper/resume/ (committed: a session's git-ignored folders do not outlive it, and 15 finished units of
+# the sequential study were lost that way after calls 2-4) and set WORK=figures/data/gpu_paper/resume.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" XLA_PYTHON_CLIENT_PREALLOCATE=false  # several JAX processes share a GPU
 CUT_SECONDS=${CUT_SECONDS:-420} FULL_SECONDS=${FULL_SECONDS:-420} WORK=${WORK:-/tmp/gpu_paper} EXPERIMENTS=${EXPERIMENTS:-}
