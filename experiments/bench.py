@@ -177,7 +177,7 @@ def sweep(config: BenchConfig, dtype: str, preset: str = "optimized") -> dict:
     for _ in range(config.sweep_repeats):
       jax.clear_caches()  # from scratch: nothing an earlier sweep of this process compiled is reused
       timed.append(_train(workload, dtype, config.sweep_runs, config.sweep_steps, config.seed + 1))
-    runs_per_call = training.runs_per_call()
+    runs_per_call = compilation.runs_per_call()
   seconds, losses, stats = min(timed, key=lambda item: item[0])
   return {"dtype": dtype, "preset": preset, "runs": config.sweep_runs, "steps": config.sweep_steps,
           "runs_per_call": runs_per_call,
@@ -216,14 +216,14 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] | None = None)
     log: optional callable(line) told about each measurement as it finishes.
 
   Returns:
-    {'device': device_info(), 'runs_per_call': training.runs_per_call() (the runs of the calls the table's
+    {'device': device_info(), 'runs_per_call': compilation.runs_per_call() (the runs of the calls the table's
     batches are split into, training.share_calls; None: one call),
     'sweep': [sweep rows, one per dtype], 'training': [time_training rows],
     'compilation': totals over the sweeps and training measurements, 'compilation_by_program': the same programs
     grouped by function name (CompileStats.by_program), 'accuracy': [acceptance rows, one per dtype]}.
   """
   say = log or (lambda line: None)
-  result = {"device": device_info(), "runs_per_call": training.runs_per_call(), "sweep": [], "training": [],
+  result = {"device": device_info(), "runs_per_call": compilation.runs_per_call(), "sweep": [], "training": [],
             "accuracy": []}
   with compilation.count_compilations() as total, compilation.without_persistent_cache():
     for preset in config.sweep_presets if config.sweep_runs else ():

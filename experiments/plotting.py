@@ -33,5 +33,6 @@ def save(figure: Figure, path: pathlib.Path, dpi: int = 110) -> pathlib.Path:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   figure.tight_layout()
+  figure.set_layout_engine("none")  # the layout is done: without an engine savefig draws once, not twice (same bytes)
   figure.savefig(path, dpi=dpi, metadata={"Software": None})
   return path

@@ -69,6 +69,23 @@ mitigations experiment at the quick scale, warm cache, 22.9-23.5 s against 24.4-
 result would move in its last bits for 6%: not adopted."""
 SCALE_PRESETS = {"tiny": "unoptimized", "quick": "fast-compile", "default": "optimized", "paper": "optimized"}
 _preset = ["optimized"]  # the preset in use (set_preset); a list so that the setting is one mutable cell.
+CPU_RUNS_PER_CALL: int | None = 4
+"""On a CPU under a compile-dominated preset (SHARED_CALL_PRESETS), the runs (per local device) of the calls a larger
+batch is split into, so that batches of any size share one training loop (training.share_calls): each distinct run
+count is one more loop to compile (~1-3 s for the transformers, most of a quick run's compile time). The exact metrics
+evaluate runs in chunks of at most as many (metrics.leaf_log2_probs), for the same reason. None: never split."""
+SHARED_CALL_PRESETS = ("fast-compile", "unoptimized")
+"""The compile presets (compilation.PRESETS) under which batches train in calls of CPU_RUNS_PER_CALL runs: those
+chosen where compiling dominates (the tiny and quick scales, the tests). Under 'optimized' (the default and paper
+scales) a batch trains in one call, since steps dominate there: per run-step, calls of 4 runs instead of one call
+of 10 cost 40% more for the tabular model (17% with the expected gradient), 33% for the n-gram model and 5-7% for
+the width-8 transformer (depth 6, 1,000 steps, warm; 2-core CPU, 2026-11-28); 10 runs padded to 12 cost a fifth
+more. Measured side by side on that CPU (2026-11-28, alternating arms, smaller batches padded to the cap as
+training.train_batch does): `elasticity reproduce --quick` 81.0 and 81.6 s against 106.7 and 96.1 s with an empty
+cache
+(training loops compiled 31 against 59), 46.0 and 49.2 s against 54.7 and 56.6 s with a warm one; earlier that
+day, splitting every batch at the default scale as well, a recompute took 753 s and moved 12 of the 49 published verdict
+lines in their last digits, no status."""
 
 
 def set_preset(name: str) -> None:
@@ -85,6 +102,16 @@ def set_preset(name: str) -> None:
 def preset() -> str:
   """The preset in use."""
   return _preset[0]
+
+
+def runs_per_call() -> int | None:
+  """The run count of the calls training.share_calls splits a batch into (and the largest run chunk of the exact
+  metrics): CPU_RUNS_PER_CALL per local device on a CPU under a preset of SHARED_CALL_PRESETS; None (one call) under
+  'optimized', on accelerators (where a call of many runs costs about what a call of one does) or where
+  CPU_RUNS_PER_CALL is None."""
+  if jax.default_backend() != "cpu" or CPU_RUNS_PER_CALL is None or preset() not in SHARED_CALL_PRESETS:
+    return None
+  return CPU_RUNS_PER_CALL * len(jax.local_devices())
 
 
 @contextlib.contextmanager

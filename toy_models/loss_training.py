@@ -127,7 +127,7 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
       program, each run's result unchanged up to rounding. A bound given here is hard (a run that alone exceeds it
       is a one-line ValueError); None: the soft default of training.memory_bounds (1 GiB per call on a CPU, a run
       refused only above the machine's memory). On a CPU under a compile-dominated preset a batch of more than
-      training.runs_per_call() runs trains in calls of that many (training.share_calls; `padded_runs` then unused)
+      compilation.runs_per_call() runs trains in calls of that many (training.share_calls; `padded_runs` then unused)
       and a smaller batch is padded to that many at most, so that batches of any size share one program.
 
   Returns:
@@ -170,7 +170,7 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   fn = _compiled(loss_fn, optimizer, schedule, float(warmup_fraction), reanchor, compilation.training_options())
   call = functools.partial(_train_call, fn, float_type, optimizer, reanchor, label)
   host_params, data, keys = _host(params), _host(batch_data), training.host_keys(keys)
-  cap = training.runs_per_call()
+  cap = compilation.runs_per_call()
   groups = training.share_calls(np.arange(runs), total, cap)
   padded = max(runs, training.capped_runs(padded, cap))  # within the cap: padded to it at most (the split calls' loop)
   size = padded if len(groups) == 1 else cap  # the run count each call's program is compiled for

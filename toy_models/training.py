@@ -10,8 +10,8 @@ device layout). The runs axis is padded to run_bucket(...) with copies of the fi
 dropped, so that calls with nearby run counts share their programs; host arrays reach the devices through
 device_put (no XLA program) and the optimiser's zero state is built on the host. On a CPU, where a run that has
 finished its budget still costs a full step, runs of very different budgets are trained in separate calls
-(budget_groups), and under the compile-dominated presets a batch trains in calls of runs_per_call() runs
-(share_calls), so that batches of any size share one program.
+(budget_groups), and under the compile-dominated presets a batch trains in calls of compilation.runs_per_call()
+runs (share_calls), so that batches of any size share one program.
 """
 
 from __future__ import annotations
@@ -40,23 +40,6 @@ instead of 54 s with a warm cache, 92 s instead of 85 s with an empty one; `simu
 the default scale (empty cache) 93 s and 34 s instead of 96 s and 39 s. Accelerators run the padded runs in
 otherwise idle lanes (on an H200, 200 steps of 1, 8 or 32 runs of the default transformer took 0.09-0.13 s alike,
 while each program took 5-27 s to compile): there the bucket is the coarsest."""
-
-CPU_RUNS_PER_CALL: int | None = 4
-"""On a CPU under a compile-dominated preset (SHARED_CALL_PRESETS), the runs (per local device) of the calls a larger
-batch is split into, so that batches of any size share one training loop (share_calls): each distinct run count is
-one more loop to compile (~1-3 s for the transformers, most of a quick run's compile time). None: never split."""
-SHARED_CALL_PRESETS = ("fast-compile", "unoptimized")
-"""The compile presets (compilation.PRESETS) under which batches train in calls of CPU_RUNS_PER_CALL runs: those
-chosen where compiling dominates (the tiny and quick scales, the tests). Under 'optimized' (the default and paper
-scales) a batch trains in one call, since steps dominate there: per run-step, calls of 4 runs instead of one call
-of 10 cost 40% more for the tabular model (17% with the expected gradient), 33% for the n-gram model and 5-7% for
-the width-8 transformer (depth 6, 1,000 steps, warm; 2-core CPU, 2026-11-28); 10 runs padded to 12 cost a fifth
-more. Measured side by side on that CPU (2026-11-28, alternating arms, smaller batches padded to the cap as
-train_batch does): `elasticity reproduce --quick` 81.0 and 81.6 s against 106.7 and 96.1 s with an empty cache
-(training loops compiled 31 against 59), 46.0 and 49.2 s against 54.7 and 56.6 s with a warm one; earlier that day,
-splitting every batch at the default scale as well, a recompute took 753 s and moved 12 of the 49 published verdict
-lines in their last digits, no status."""
-
 
 EXACT_GRADIENT_CHUNK = 256
 """Responses per chunk of the exact (expected) SFT gradient (exact_sft_gradient): trees up to depth 8 (255
@@ -148,16 +131,6 @@ def default_padding_run_steps() -> int | None:
   return CPU_PADDING_RUN_STEPS if jax.default_backend() == "cpu" else None
 
 
-def runs_per_call() -> int | None:
-  """The run count of the calls share_calls splits a batch into: CPU_RUNS_PER_CALL per local device on a CPU under a
-  preset of SHARED_CALL_PRESETS; None (one call) under 'optimized', on accelerators (where a call of many runs costs
-  about what a call of one does) or where CPU_RUNS_PER_CALL is None."""
-  if (jax.default_backend() != "cpu" or CPU_RUNS_PER_CALL is None
-      or compilation.preset() not in SHARED_CALL_PRESETS):
-    return None
-  return CPU_RUNS_PER_CALL * len(jax.local_devices())
-
-
 def capped_runs(max_runs: int | None, cap: int | None) -> int | None:
   """The smaller of two bounds on a call's run count, either of which may be None (no bound)."""
   return cap if max_runs is None else max_runs if cap is None else min(max_runs, cap)
@@ -171,7 +144,7 @@ def share_calls(group: np.ndarray, budget: int, cap: int | None) -> list[np.ndar
   Args:
     group: indices of the call's runs.
     budget: their largest step budget.
-    cap: the runs of a shared call (runs_per_call()), None: no splitting.
+    cap: the runs of a shared call (compilation.runs_per_call()), None: no splitting.
 
   Returns:
     Index arrays in order, together `group`.
@@ -523,8 +496,8 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
       trained in several calls of one program, each run's result unchanged up to rounding. A bound given here is
       hard (a run that alone exceeds it is a one-line ValueError); None: the soft default of memory_bounds (1 GiB
       per call on a CPU, a run refused only above the machine's memory). On a CPU under a compile-dominated preset
-      a batch is also trained in calls of runs_per_call() runs (share_calls), so that batches of any size share
-      their programs.
+      a batch is also trained in calls of compilation.runs_per_call() runs (share_calls), so that batches of any
+      size share their programs.
 
   Returns:
     (params, losses): trained parameters (leading run axis, in the training type) and each run's final training
@@ -565,7 +538,7 @@ def train_batch(model: Model, stage: StageConfig, params, weights, steps, *, key
                                   f"train_batch({label or model.config.label()})")
   max_runs = training_run_chunk(model, stage, float_type, memory_limit_bytes)
   # A call's most runs; a batch within it is padded to it at most, so that it shares the loop of the split calls.
-  cap = capped_runs(max_runs, runs_per_call())
+  cap = capped_runs(max_runs, compilation.runs_per_call())
   call = functools.partial(_train_call, model, stage, float_type=float_type, padding_run_steps=padding_run_steps,
                            return_state=return_state, max_runs=cap)
   groups, pads = [], []
@@ -621,7 +594,7 @@ def _train_call(model, stage, params, data, peaks, steps, keys, opt_state, progr
                 padding_run_steps, return_state, max_runs=None, pad_to=None):
   """train_batch's work for one call of checked inputs (host data, peaks, steps and keys with one row per run),
   padded to `pad_to` runs if given (share_calls), else to run_bucket's choice but never above `max_runs` runs
-  (training_run_chunk, capped by runs_per_call)."""
+  (training_run_chunk, capped by compilation.runs_per_call)."""
   runs = steps.shape[0]
   total = int(steps.max()) if runs else 0
   padded = max(runs, capped_runs(run_bucket(runs, total, padding_run_steps=padding_run_steps), max_runs))

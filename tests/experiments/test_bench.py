@@ -34,8 +34,8 @@ def test_run_benchmark_times_every_workload_dtype_and_run_count():
   assert len({s["programs_compiled"] for s in result["sweep"]}) == 1  # each sweep from scratch: the same programs
   assert result["compilation"]["programs"] >= sum(r["programs_compiled"] for r in rows)
   assert result["device"]["device_count"] >= 1 and len(lines) == len(rows) + len(result["sweep"])
-  assert result["runs_per_call"] == training.runs_per_call()  # the table's: the preset of this process
-  cap = training.CPU_RUNS_PER_CALL * len(jax.local_devices())
+  assert result["runs_per_call"] == compilation.runs_per_call()  # the table's: the preset of this process
+  cap = compilation.CPU_RUNS_PER_CALL * len(jax.local_devices())
   assert [s["runs_per_call"] for s in result["sweep"]] == [None, cap]  # optimized: one call; fast-compile: shared
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from theory import token_tree
-from toy_models import likelihood, loss_training, training
+from toy_models import compilation, likelihood, loss_training, training
 from toy_models.model_config import ModelConfig
 from toy_models.models import build_model
 from toy_models.stage_config import StageConfig
@@ -173,7 +173,7 @@ def test_runs_beyond_the_memory_bound_train_in_calls_of_one_program_and_equal_on
   """11 runs whose loop (padded to 16) XLA accounts at 16 x b bytes, under a bound of 4 b: calls of 4, 4 and 3 runs,
   all padded to 4, each run as in one call (no cap on the runs per call); a bound below one run is a one-line
   error."""
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
+  monkeypatch.setattr(compilation, "CPU_RUNS_PER_CALL", None)
   loss = proximal_loss if reanchor is not None else keyed_loss
   runs = 11
   params = {"w": np.random.default_rng(1).normal(size=(runs, 5))}
@@ -211,10 +211,10 @@ def test_the_cpu_cap_trains_in_calls_of_the_cap_sharing_one_program_with_the_cal
   keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(runs)])
   steps, rates = np.array([7] * 10 + [3]), np.full(runs, 0.1)
   common = dict(optimizer="adam", padded_runs=16)
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
+  monkeypatch.setattr(compilation, "CPU_RUNS_PER_CALL", None)
   whole, whole_losses = loss_training.train_with_loss(TABULAR, keyed_loss, params, data, steps, keys=keys,
                                                       learning_rates=rates, **common)
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
+  monkeypatch.setattr(compilation, "CPU_RUNS_PER_CALL", 4)
   padded_calls = []
   call = loss_training._train_call
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from theory import token_tree
-from toy_models import likelihood, metrics
+from toy_models import compilation, likelihood, metrics
 from toy_models.model_config import ModelConfig
 from toy_models.models import build_model
 
@@ -51,6 +51,25 @@ def test_chunked_evaluation_equals_one_shot_evaluation(kind):
     assert got.shape == (3, N_LEAVES) and got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=RTOL_CHUNKS, atol=0)
   assert abs(np.exp2(expected).sum(axis=1) - 1).max() < 1e-12  # a distribution over every response
+
+
+def test_under_the_compile_dominated_presets_every_run_count_shares_one_program():
+  """The tests' preset shares calls: 3, 6, 9 and 21 runs are evaluated in chunks of runs_per_call() (one program,
+  built once), equal to the one-shot evaluation up to a last bit; under 'optimized' they take chunks of 4, 8, 16, 32."""
+  config = CONFIGS["transformer"]
+  model = build_model(config, DEPTH)
+  cap = compilation.runs_per_call()
+  assert compilation.preset() in compilation.SHARED_CALL_PRESETS and cap == 4 * len(jax.local_devices())
+  params = {runs: random_params(config, runs, seed=runs) for runs in (3, 6, 9, 21)}
+  metrics._batched_log_probs.cache_clear()
+  with compilation.count_compilations() as stats:
+    got = {runs: metrics.leaf_log2_probs(model, p) for runs, p in params.items()}
+  assert stats.names.count("jit(one)") == 1
+  for runs, p in params.items():
+    np.testing.assert_allclose(got[runs], one_shot(config)(p), rtol=RTOL_CHUNKS, atol=0)
+  assert [metrics.evaluation_chunks(model, runs)[0] for runs in params] == [4, 8, 16, metrics.MAX_RUNS_PER_CHUNK]
+  with compilation.using_preset("optimized"):
+    assert compilation.runs_per_call() is None  # leaf_log2_probs then keeps evaluation_chunks' default
 
 
 def test_float32_parameters_are_evaluated_in_float64():

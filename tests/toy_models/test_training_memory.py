@@ -106,17 +106,17 @@ def test_runs_per_call_is_the_cpu_cap_per_device_under_the_compile_dominated_pre
   shared = {}
   for name in compilation.PRESETS:
     with compilation.using_preset(name):
-      shared[name] = training.runs_per_call()
-  cap = training.CPU_RUNS_PER_CALL * len(jax.local_devices())
+      shared[name] = compilation.runs_per_call()
+  cap = compilation.CPU_RUNS_PER_CALL * len(jax.local_devices())
   assert shared == {"optimized": None, "fast-compile": cap, "unoptimized": cap}  # the default scale trains whole
-  assert set(training.SHARED_CALL_PRESETS) < set(compilation.PRESETS)
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
+  assert set(compilation.SHARED_CALL_PRESETS) < set(compilation.PRESETS)
+  monkeypatch.setattr(compilation, "CPU_RUNS_PER_CALL", None)
   with compilation.using_preset("unoptimized"):
-    assert training.runs_per_call() is None
+    assert compilation.runs_per_call() is None
   monkeypatch.setattr(training.jax, "default_backend", lambda: "gpu")
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
+  monkeypatch.setattr(compilation, "CPU_RUNS_PER_CALL", 4)
   with compilation.using_preset("unoptimized"):
-    assert training.runs_per_call() is None  # accelerators: one call (idle lanes are free)
+    assert compilation.runs_per_call() is None  # accelerators: one call (idle lanes are free)
   assert [training.capped_runs(a, b) for a, b in [(None, None), (5, None), (None, 3), (5, 3), (2, 3)]] == [
       None, 5, 3, 3, 2]
 
@@ -136,7 +136,7 @@ def test_share_calls_splits_a_batch_into_nearly_equal_calls_of_at_most_the_cap_i
 def test_a_batch_within_the_cap_is_padded_to_the_cap_and_shares_the_loop_of_the_split_calls(monkeypatch):
   """Calls of 4 runs (the tests' preset splits): 6 runs train as 3 + 3 padded to 4; then 2 runs of few steps, which
   run_bucket alone would pad to 8, are padded to 4 and reuse that loop; under 'optimized' they are padded to 8."""
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
+  monkeypatch.setattr(compilation, "CPU_RUNS_PER_CALL", 4)
   model = build_model(ModelConfig(kind="transformer", width=4, layers=1, heads=1), 3)
   stage = StageConfig(steps=1, gradient="minibatch", batch_size=2, learning_rate=0.01)
   keys = np.stack([np.asarray(jax.random.PRNGKey(i)) for i in range(6)])
@@ -145,7 +145,7 @@ def test_a_batch_within_the_cap_is_padded_to_the_cap_and_shares_the_loop_of_the_
   padded = []
   pad_rows = training._pad_rows
   monkeypatch.setattr(training, "_pad_rows", lambda x, size: padded.append(size) or pad_rows(x, size=size))
-  assert training.run_bucket(2, 3) == 8 and training.runs_per_call() == 4 * len(jax.local_devices())
+  assert training.run_bucket(2, 3) == 8 and compilation.runs_per_call() == 4 * len(jax.local_devices())
   with compilation.count_compilations() as split:
     training.train_batch(model, stage, params, weights, np.full(6, 3), keys=keys)
   two = jax.tree_util.tree_map(lambda x: x[:2], params)
@@ -165,7 +165,7 @@ def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective, 
   """11 runs under a bound that holds 4 (a memory limit, or the CPU's runs per call): three calls of 4, 4 and 3 runs
   (one program: the last call is padded to 4, not to run_bucket's 8), each run as in one call of all 11 (padded to
   16, with no cap on the runs per call)."""
-  monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", None)
+  monkeypatch.setattr(compilation, "CPU_RUNS_PER_CALL", None)
   model = build_model(ModelConfig(kind="transformer", width=8, layers=1, heads=2), 5)
   stage = StageConfig(steps=1, gradient="minibatch", batch_size=4, learning_rate=0.01, objective=objective)
   runs, n = 11, token_tree.n_leaves(5)
@@ -181,7 +181,7 @@ def test_runs_trained_in_several_calls_equal_the_runs_trained_in_one(objective, 
                                              memory_limit_bytes=10**12, **extra)
   seen = []
   if bound == "runs per call":
-    monkeypatch.setattr(training, "CPU_RUNS_PER_CALL", 4)
+    monkeypatch.setattr(compilation, "CPU_RUNS_PER_CALL", 4)
   jax.clear_caches()  # the other bound's case may have built the program for 4 runs in this process
   with compilation.count_compilations() as stats:
     parts, part_losses = training.train_batch(model, stage, params, weights, steps, keys=keys,
