@@ -9,7 +9,7 @@ import pytest
 
 from elasticity_cli import main
 from experiments import bench
-from toy_models import compilation, training
+from toy_models import compilation
 
 SMALL = dict(workloads=("w16",), dtypes=("float32",), runs=(1, 3), steps_scale=0.02, warmup_steps=1,
              sweep_runs=2, sweep_steps=3, accuracy=False)
