@@ -11,12 +11,18 @@
 # Writes to $OUT: gpu.txt, gpu_samples.csv, paper_cut.json, paper_full.json and paper_runs.tar.gz: each run's log and
 # folder without its checkpoints, with its units only where a full-budgets run stopped early (none where that is over
 # 60 MB), in 15 MB parts where larger. A later call resumes those runs: unpack the full/ folder into
-# figures/data/gpu_paper/resume/ (committed: a session's git-ignored folders do not outlive it, and 15 finished units of
-# the sequential study were lost that way after calls 2-4) and set WORK=figures/data/gpu_paper/resume.
+# figures/data/gpu_paper/resume/ and commit it (a session's git-ignored folders do not outlive it: 15 finished units of
+# the sequential study were lost that way after calls 2-4), then run with RESUME=figures/data/gpu_paper/resume, which
+# copies that folder into WORK first (runs may not write inside figures/, the published results). The sequential
+# study's 12 tabular and n-gram units run faster on a 2-core CPU than on the H200 (107 s for all 12 there, against
+# about 300 s of calls 2-3): run them on the CPU first, `timeout -s INT 150 elasticity simulate sequential --scale
+# paper --out-dir runs/gpu_seq/full/sequential`, then here with WORK=runs/gpu_seq (the device tool's carry) and
+# only its 12 transformer units left.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" XLA_PYTHON_CLIENT_PREALLOCATE=false  # several JAX processes share a GPU
 CUT_SECONDS=${CUT_SECONDS:-420} FULL_SECONDS=${FULL_SECONDS:-420} WORK=${WORK:-/tmp/gpu_paper} EXPERIMENTS=${EXPERIMENTS:-}
-mkdir -p "$OUT" "$WORK"
+mkdir -p "$OUT" "$WORK" && WORK=$(cd "$WORK" && pwd)  # absolute: the steps below run from other folders too
+if [ -n "${RESUME:-}" ]; then cp -r "$RESUME"/. "$WORK"/ && echo "resuming the runs of $RESUME"; fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
   git rev-parse HEAD; git status --porcelain --untracked-files=no | head -5; nproc; } 2>&1 | tee "$OUT/gpu.txt"
@@ -46,7 +52,7 @@ python3 benchmarks/paper_memory.py $EXPERIMENTS --full-budgets --jobs 8 --timeou
   --out "$OUT/paper_full.json" > "$WORK/paper_full.log" 2>&1
 [ -n "$cut" ] && wait "$cut"
 kill "$sampler" 2>/dev/null
-cd "$WORK" && parts=$(ls -d paper_cut.log paper_full.log cut full 2>/dev/null) && cd - > /dev/null
+parts=$(cd "$WORK" && ls -d paper_cut.log paper_full.log cut full 2>/dev/null)
 cat "$WORK"/paper_*.log
 keep=(--exclude=checkpoints --exclude='cut/*/units')  # a full-budgets run stopped early keeps its units (to resume)
 for run in "$WORK"/full/*/; do [ -f "$run/summary.json" ] && keep+=("--exclude=full/$(basename "$run")/units"); done
