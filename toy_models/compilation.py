@@ -75,17 +75,16 @@ batch is split into, so that batches of any size share one training loop (traini
 count is one more loop to compile (~1-3 s for the transformers, most of a quick run's compile time). The exact metrics
 evaluate runs in chunks of at most as many (metrics.leaf_log2_probs), for the same reason. None: never split."""
 SHARED_CALL_PRESETS = ("fast-compile", "unoptimized")
-"""The compile presets (compilation.PRESETS) under which batches train in calls of CPU_RUNS_PER_CALL runs: those
-chosen where compiling dominates (the tiny and quick scales, the tests). Under 'optimized' (the default and paper
-scales) a batch trains in one call, since steps dominate there: per run-step, calls of 4 runs instead of one call
-of 10 cost 40% more for the tabular model (17% with the expected gradient), 33% for the n-gram model and 5-7% for
-the width-8 transformer (depth 6, 1,000 steps, warm; 2-core CPU, 2026-11-28); 10 runs padded to 12 cost a fifth
-more. Measured side by side on that CPU (2026-11-28, alternating arms, smaller batches padded to the cap as
+"""The compile presets (compilation.PRESETS) under which batches train in calls of CPU_RUNS_PER_CALL runs: those chosen
+where compiling dominates (the tiny and quick scales, the tests). Under 'optimized' (the default and paper scales) a
+batch trains in one call, since steps dominate there: per run-step, calls of 4 runs instead of one call of 10 cost
+40% more for the tabular model (17% with the expected gradient), 33% for the n-gram model and 5-7% for the width-8
+transformer (depth 6, 1,000 steps, warm; a 2-core Intel Xeon VM, 2026-11-28); 10 runs padded to 12 cost a fifth more.
+Measured side by side on that CPU (2026-11-28, alternating arms, smaller batches padded to the cap as
 training.train_batch does): `elasticity reproduce --quick` 81.0 and 81.6 s against 106.7 and 96.1 s with an empty
-cache
-(training loops compiled 31 against 59), 46.0 and 49.2 s against 54.7 and 56.6 s with a warm one; earlier that
-day, splitting every batch at the default scale as well, a recompute took 753 s and moved 12 of the 49 published verdict
-lines in their last digits, no status."""
+cache (training loops compiled 31 against 59), 46.0 and 49.2 s against 54.7 and 56.6 s with a warm one; earlier that
+day, splitting every batch at the default scale as well, a recompute took 753 s and moved 12 of the 49 published
+verdict lines in their last digits, no status."""
 
 
 def set_preset(name: str) -> None:
