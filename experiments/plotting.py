@@ -33,6 +33,8 @@ def save(figure: Figure, path: pathlib.Path, dpi: int = 110) -> pathlib.Path:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   figure.tight_layout()
-  figure.set_layout_engine("none")  # the layout is done: without an engine savefig draws once, not twice (same bytes)
+  # The layout is placed: with no layout engine left (None; 'none' would leave tight_layout's placeholder, which still
+  # makes savefig draw the figure once more before drawing it for the file) savefig draws once. Same bytes.
+  figure.set_layout_engine(None)
   figure.savefig(path, dpi=dpi, metadata={"Software": None})
   return path
