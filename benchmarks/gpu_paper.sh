@@ -14,8 +14,8 @@
 # figures/data/gpu_paper/resume/ and commit it (a session's git-ignored folders do not outlive it: 15 finished units of
 # the sequential study were lost that way after calls 2-4), then run with RESUME=figures/data/gpu_paper/resume, which
 # copies that folder into WORK first (runs may not write inside figures/, the published results). The sequential
-# study's 12 tabular and n-gram units run faster on a 2-core CPU than on the H200 (107 s for all 12 there, against
-# about 300 s of calls 2-3): run them on the CPU first, `timeout -s INT 240 elasticity simulate sequential --scale
+# study's 12 tabular and n-gram units ran faster on a 2-core CPU than on the H200 (107 s for all 12 there, alone;
+# 202 s in call 3 and more than 270 s in call 2, sharing the GPU with two experiments): run them on the CPU first, `timeout -s INT 240 elasticity simulate sequential --scale
 # paper --out-dir runs/gpu_seq/full/sequential`, then here with WORK=runs/gpu_seq (the device tool's carry) and
 # only its 12 transformer units left.
 set -uo pipefail
