@@ -15,9 +15,9 @@
 # the sequential study were lost that way after calls 2-4), then run with RESUME=figures/data/gpu_paper/resume, which
 # copies that folder into WORK first (runs may not write inside figures/, the published results). The sequential
 # study's 12 tabular and n-gram units ran faster on a 2-core CPU than on the H200 (107 s for all 12 there, alone;
-# 202 s in call 3 and more than 270 s in call 2, sharing the GPU with two experiments): run them on the CPU first, `timeout -s INT 240 elasticity simulate sequential --scale
-# paper --out-dir runs/gpu_seq/full/sequential`, then here with WORK=runs/gpu_seq (the device tool's carry) and
-# only its 12 transformer units left.
+# 202 s in call 3 and more than 270 s in call 2, sharing the GPU with two experiments): run them on the CPU first,
+# `timeout -s INT 240 elasticity simulate sequential --scale paper --out-dir runs/gpu_seq/full/sequential`, then here
+# with WORK=runs/gpu_seq (the device tool's carry) and only its 12 transformer units left.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" XLA_PYTHON_CLIENT_PREALLOCATE=false  # several JAX processes share a GPU
 CUT_SECONDS=${CUT_SECONDS:-420} FULL_SECONDS=${FULL_SECONDS:-420} WORK=${WORK:-/tmp/gpu_paper} EXPERIMENTS=${EXPERIMENTS:-}

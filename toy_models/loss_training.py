@@ -200,8 +200,7 @@ def train_with_loss(model: Model, loss_fn: Callable, params, batch_data, steps, 
   losses = np.concatenate([out[1] for out in outputs])
   trained = [out[0] for out in outputs]
   del outputs
-  joined = jax.tree_util.tree_map(lambda *parts: np.concatenate([np.asarray(part) for part in parts]), *trained)
-  return devices.place_runs(joined), losses  # joined on the host, as train_batch joins: no program per shape
+  return devices.place_runs(run_chunks.joined_on_host(trained)), losses  # on the host, as train_batch joins
 
 
 def _program_bytes(fn, float_type, optimizer, reanchor, params, data, keys, padded: int) -> int | None:

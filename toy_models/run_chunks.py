@@ -28,6 +28,11 @@ def program_bytes(fn: Callable, *args) -> int | None:
   return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
 
 
+def joined_on_host(parts: list):
+  """Pytrees with a leading runs axis joined along it on the host (numpy): no XLA program per leaf shape."""
+  return jax.tree_util.tree_map(lambda *leaves: np.concatenate([np.asarray(leaf) for leaf in leaves]), *parts)
+
+
 def runs_within_bound(used: int, runs: int, limit: int, ceiling: int | None, *, subject: str, bound: str,
                       allowed: str) -> int:
   """The most runs (>= 1) one call holds within `limit` bytes, when the program compiled for `runs` runs holds
@@ -74,5 +79,5 @@ def call_in_run_chunks(fn: Callable, *args, memory_limit_bytes: int | None, ceil
   host = jax.tree_util.tree_map(np.asarray, jax.device_get(args))
   parts = [fn(*jax.tree_util.tree_map(lambda x, s=start: x[np.minimum(np.arange(s, s + size), runs - 1)], host))
            for start in range(0, runs, size)]
-  joined = jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs])[:runs], *parts)
+  joined = jax.tree_util.tree_map(lambda x: x[:runs], joined_on_host(parts))
   return jax.device_put(joined)  # joined on the host: no program per output leaf

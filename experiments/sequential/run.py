@@ -94,10 +94,6 @@ def _tree_rows(tree, index):
   return jax.tree_util.tree_map(lambda x: np.asarray(x)[index], tree)
 
 
-def _concat(trees):
-  return jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *trees)
-
-
 def _tile(tree, times: int):
   return jax.tree_util.tree_map(lambda x: np.concatenate([np.asarray(x)] * times), tree)
 
@@ -167,7 +163,7 @@ def _run_joint(config: SequentialConfig, unit: Unit, data: dict, progress) -> tu
     if progress is not None:
       progress(r + 1, config.seeds, f"{unit.name} converged")
   points.append({name: np.stack([f[name] for f in final]) for name in final[0]})
-  log2q.append(metrics.leaf_log2_probs(model, _concat(fitted_runs)))
+  log2q.append(metrics.leaf_log2_probs(model, run_chunks.joined_on_host(fitted_runs)))
   arrays = {name: np.stack([p[name] for p in points], axis=1) for name in points[0]}  # (seeds, stops + 1, ...)
   log2q = np.stack(log2q, axis=1)  # (seeds, stops + 1, n_leaves)
   arrays.update(stops=np.asarray(plan.joint_stops), log2q=log2q, rates_bits=rates_of(log2q, probs[:, None]),
@@ -211,10 +207,10 @@ def _train_blocks(model: Model, blocks: dict[str, _Runs], progress, label: str) 
     carried = any(p.state is not None for p in parts)
     state = None
     if carried:
-      state = _concat([p.state if p.state is not None else training.optimizer_state(stage.optimizer, p.params)
-                       for p in parts])
+      state = run_chunks.joined_on_host([p.state if p.state is not None
+                                         else training.optimizer_state(stage.optimizer, p.params) for p in parts])
     params, _, final = training.train_batch(
-        model, stage, _concat([p.params for p in parts]), np.concatenate([p.weights for p in parts]),
+        model, stage, run_chunks.joined_on_host([p.params for p in parts]), np.concatenate([p.weights for p in parts]),
         np.concatenate([p.steps for p in parts]), keys=np.concatenate([p.keys for p in parts]),
         learning_rates=np.concatenate([p.rates for p in parts]), opt_state=state, return_state=True,
         progress=progress, label=f"{label} {stage.optimizer}/{stage.gradient}")
@@ -387,7 +383,7 @@ def _run_sequential(config: SequentialConfig, unit: Unit, data: dict, progress) 
   names = list(conditions)
 
   def measure(trees):
-    return metrics.leaf_log2_probs(model, _concat(trees)).reshape(len(trees), config.seeds, -1)
+    return metrics.leaf_log2_probs(model, run_chunks.joined_on_host(trees)).reshape(len(trees), config.seeds, -1)
 
   log2q_pretrained = measure([pretrained[pretrain_group(conditions[n])][0] for n in names])
   log2q_aligned = measure([aligned[n][0] for n in names])
@@ -405,7 +401,7 @@ def _run_sequential(config: SequentialConfig, unit: Unit, data: dict, progress) 
   if config.replay_conditions:
     shape = (len(config.replay_conditions), len(fractions), 2, config.seeds)
     order = [(n, j, w) for n in config.replay_conditions for j in range(len(fractions)) for w in (1, 0)]
-    log2q_replay = metrics.leaf_log2_probs(model, _concat([replayed[key][0] for key in order]))
+    log2q_replay = metrics.leaf_log2_probs(model, run_chunks.joined_on_host([replayed[key][0] for key in order]))
     log2q_replay = log2q_replay.reshape(shape + (-1,))
     arrays.update(log2q_replay=log2q_replay, rates_replay_bits=rates_of(log2q_replay, probs),
                   replay_steps=np.stack(replay_steps), replay_capped=np.stack(replay_capped))
