@@ -38,3 +38,24 @@ def test_a_run_above_the_bound_runs_alone_and_a_run_above_the_ceiling_is_a_one_l
   np.testing.assert_allclose(alone["sum"], _program(x, x)["sum"], rtol=1e-12)
   with pytest.raises(ValueError, match=r"^one run of the test program needs .* above the memory ceiling [^\n]*$"):
     run_chunks.call_in_run_chunks(_program, x, x, memory_limit_bytes=100, ceiling_bytes=100, label="the test program")
+
+
+def test_the_memory_analysis_of_a_compiled_program_is_computed_once_and_bounded(monkeypatch):
+  calls = []
+  analyse = jax.stages.Compiled.memory_analysis
+
+  def counted(self):
+    calls.append(1)
+    return analyse(self)
+
+  monkeypatch.setattr(jax.stages.Compiled, "memory_analysis", counted)
+  monkeypatch.setattr(run_chunks, "_analysed", type(run_chunks._analysed)())
+  x = np.ones((5, 64))
+  first = run_chunks.program_bytes(_program, x, x)
+  assert calls == [1] and first == run_chunks.program_bytes(_program, 2 * x, x)  # same shapes: kept, not analysed
+  assert calls == [1]
+  other = run_chunks.program_bytes(_program, np.ones((7, 64)), np.ones((7, 64)))  # another program: analysed
+  assert calls == [1, 1] and other > first
+  monkeypatch.setattr(run_chunks, "ANALYSED_PROGRAMS", 1)
+  run_chunks.program_bytes(_program, np.ones((9, 64)), np.ones((9, 64)))  # keeps only this one now
+  assert len(run_chunks._analysed) == 1 and run_chunks.program_bytes(_program, x, x) == first and len(calls) == 4
