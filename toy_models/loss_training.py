@@ -243,8 +243,8 @@ def _train_call(fn, float_type, optimizer, reanchor, label, params, data, peaks,
   inputs = ((host_params, state, anchor, np.full(padded, np.nan, float_type)),
             data, pad(peaks.astype(float_type)), np.concatenate([steps, np.zeros(padded - runs, np.int32)]), pad(keys))
   carry, data_d, peaks_d, steps_d, keys_d = devices.place_runs(inputs)
-  bounds = np.unique(np.linspace(0, total, min(training.SEGMENTS, max(total, 1)) + 1).astype(np.int32))
-  for start, stop in zip(bounds[:-1], bounds[1:], strict=True) if total else ():
+  bounds = training.segment_bounds(total, progress)
+  for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
     carry = fn(carry, data_d, peaks_d, steps_d, keys_d, start, stop)
     if progress is not None:
       jax.block_until_ready(carry)
