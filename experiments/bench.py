@@ -3,7 +3,8 @@
 Every measurement trains `runs` vmapped runs of one transformer on the exact leaf weights of a random dataset with
 minibatches (the experiments' stage): a first call compiles and runs `warmup_steps` (its seconds are "compile
 included", with the number of XLA programs it built), a second call of `steps` steps reuses the program (budgets and
-segment bounds are traced) and is timed until the losses are on the host. The sweep row times what a researcher runs:
+segment bounds are traced) and is timed until the losses are on the host; with no progress shown, each call trains in
+one segment (toy_models.training.segment_bounds). The sweep row times what a researcher runs:
 `sweep_runs` runs of `sweep_steps` steps from scratch in one process, compilation included. First calls and sweeps
 compile every program as a fresh process on an empty cache would: the persistent cache is off while they run and
 JAX's in-memory caches are cleared before each, so that a user's warm cache does not turn compile times into loads.
@@ -52,7 +53,9 @@ WORKLOADS = (Workload(name="w16", width=16, layers=1, heads=2, batch_size=32, st
 """The default transformer of the experiments (width 16, 1 layer, minibatch 32) and the paper-scale one (width 64,
 2 layers, 4 heads, minibatch 256). A timed call includes what every call pays once (initial parameters, placing the
 data, the final exact loss): at width 64 that was most of a 5-step call (38 ms per run-step in float32, 2-core CPU,
-2026-11-27, against 18 ms in calls of 20 and 60 steps), so the width-64 rows time 20 steps."""
+2026-11-27, against 18 ms in calls of 20 and 60 steps), so the width-64 rows time 20 steps. Until 2026-11-28 those 20
+steps ran as 20 one-step segments, each paying a call's first step again (about twice a later step's time at width 64
+in float64): the float64 rows measured 30-35 run-steps/s instead of 63-65 (1 run, AMD EPYC, side by side)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
