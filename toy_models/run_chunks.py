@@ -10,7 +10,7 @@ import numpy as np
 
 from toy_models import host_memory, metrics
 
-ANALYSED_PROGRAMS = 256  # compiled programs whose memory analysis program_bytes keeps (each analysis costs ~10 ms)
+ANALYSED_PROGRAMS = 64  # compiled programs whose memory analysis program_bytes keeps (as many as the loops cached)
 _analysed: collections.OrderedDict = collections.OrderedDict()  # id(executable) -> (executable, bytes), LRU order
 
 
