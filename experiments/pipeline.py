@@ -185,9 +185,9 @@ def expected_seconds(reproduce: ReproduceConfig, experiment) -> float:
 
 
 def skip_the_last_collection_at_exit() -> None:
-  """Freezes every object out of the cyclic garbage collector at exit (gc.freeze, after the atexit handlers registered
-  later, e.g. JAX's own clean-up, have run), so that the interpreter's last collection does not walk the millions of
-  objects sympy, JAX and matplotlib leave.
+  """Freezes every object out of the cyclic garbage collector at exit (gc.freeze as an atexit handler: it runs before
+  the handlers registered earlier, e.g. JAX's own clean-up, which still run), so that the interpreter's last collection
+  does not walk the millions of objects sympy, JAX and matplotlib leave.
 
   That collection took about 0.5 s of every command and of every worker process of `reproduce` (2-core CPU,
   2026-11-28) and frees nothing that outlives the process: files are closed by their `with` blocks or by reference
