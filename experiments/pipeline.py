@@ -196,6 +196,7 @@ def skip_the_last_collection_at_exit() -> None:
   References:
     Python documentation, gc.freeze and atexit.
   """
+  atexit.unregister(gc.freeze)  # once per process, however many commands it runs (the tests call main() often)
   atexit.register(gc.freeze)
 
 

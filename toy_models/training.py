@@ -47,6 +47,8 @@ def segment_bounds(total: int, progress) -> np.ndarray:
     return np.zeros(1, np.int32)
   segments = min(SEGMENTS, total) if progress is not None else 1
   return np.unique(np.linspace(0, total, segments + 1).astype(np.int32))
+
+
 CPU_PADDING_RUN_STEPS = 1024
 """On a CPU, the most run-steps a call may spend on padded runs to reach a coarser bucket, and the price of one more
 call in budget_groups: a step costs the same per run at every batch size there (0.2-0.8 ms per run-step for the
